@@ -57,7 +57,7 @@ class Frozen(BaseModel):
                 continue
             if isinstance(value, str):
                 out[name] = parse_quantity(value, name)
-            elif isinstance(value, dict):
+            elif isinstance(value, dict) and "source" not in value:
                 out[name] = {k: _maybe_parse(v, name) for k, v in value.items()}
         return out
 

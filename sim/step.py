@@ -1,0 +1,87 @@
+"""Analytic step timing: cost every op with the kernels and add them up, serially per stage.
+
+This is the *analytic* fidelity level (no overlap between ops); the SimPy step simulation builds
+on the same per-op costs. Pipeline parallelism: a step of ``microbatches`` micro-batches takes
+``max(sum of stage times, microbatches x slowest stage)`` (the pipeline is either latency-bound by
+one micro-batch's trip or throughput-bound by its slowest stage).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from arch.chip import System
+from arch.efficiency import FamilyEfficiency
+from kernels import layout as L
+from kernels.cost import op_costs
+from kernels.pack import pack_design, pack_ops
+from workloads.capacity import MemoryPlan
+from workloads.ops import OpGraph
+
+__all__ = ["BOUNDS", "StepTiming", "analytic_step"]
+
+BOUNDS = ("compute", "memory", "interconnect", "overhead")
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """One step of one replica. Times in seconds; ``energy_j`` is dynamic energy of all chips of
+    the replica (idle power is added by the caller over wall time)."""
+
+    total_s: float
+    stage_s: np.ndarray
+    per_op: np.ndarray  # [n_ops, N_OUT] per instance
+    graph: OpGraph
+    shares: dict[str, float]
+    energy_j: float
+
+    @property
+    def bound(self) -> str:
+        return max(self.shares, key=self.shares.get)  # type: ignore[arg-type]
+
+    def op_table(self) -> list[dict]:
+        """Per folded op: name, count, seconds per step (all instances) and its binding side."""
+        rows = []
+        for i, name in enumerate(self.graph.names):
+            c = self.per_op[i]
+            rows.append({"name": name, "count": int(self.graph.count[i]),
+                         "seconds": float(c[L.T_TOTAL] * self.graph.count[i]),
+                         "bound": _op_bound(c)})
+        return rows
+
+
+def _op_bound(c: np.ndarray) -> str:
+    parts = {"compute": c[L.T_COMPUTE] if c[L.T_COMPUTE] >= c[L.T_MEMORY] else 0.0,
+             "memory": c[L.T_MEMORY] if c[L.T_MEMORY] > c[L.T_COMPUTE] else 0.0,
+             "interconnect": c[L.T_COMM], "overhead": c[L.T_OVERHEAD]}
+    return max(parts, key=parts.get)  # type: ignore[arg-type]
+
+
+def _shares(per_op: np.ndarray, count: np.ndarray) -> dict[str, float]:
+    busy = per_op[:, L.T_TOTAL] - per_op[:, L.T_COMM] - per_op[:, L.T_OVERHEAD]
+    compute_side = per_op[:, L.T_COMPUTE] >= per_op[:, L.T_MEMORY]
+    parts = {
+        "compute": float(np.sum(np.where(compute_side, busy, 0.0) * count)),
+        "memory": float(np.sum(np.where(compute_side, 0.0, busy) * count)),
+        "interconnect": float(np.sum(per_op[:, L.T_COMM] * count)),
+        "overhead": float(np.sum(per_op[:, L.T_OVERHEAD] * count)),
+    }
+    total = sum(parts.values()) or 1.0
+    return {k: v / total for k, v in parts.items()}
+
+
+def analytic_step(graph: OpGraph, system: System, eff: FamilyEfficiency,
+                  plan: MemoryPlan | None = None, *, microbatches: int = 1,
+                  direct_collectives: bool = True) -> StepTiming:
+    packed = pack_ops(graph, system.chip)
+    design = pack_design(system, eff, plan, direct_collectives=direct_collectives)
+    per_op = op_costs(*packed.args, design)
+    weighted = per_op[:, L.T_TOTAL] * packed.count
+    stage_s = np.bincount(packed.stage, weights=weighted, minlength=packed.n_stages)
+    total = max(float(stage_s.sum()), microbatches * float(stage_s.max()))
+    chips_per_stage = graph.meta.get("parallelism", {}).get("tp", 1)
+    energy = float(np.sum(per_op[:, L.ENERGY] * packed.count)) * chips_per_stage
+    return StepTiming(total_s=total, stage_s=stage_s, per_op=per_op, graph=graph,
+                      shares=_shares(per_op, packed.count), energy_j=energy)

@@ -1,0 +1,131 @@
+"""Memory per chip: weights, KV cache, activations, runtime reserve; where the weights live.
+
+A design that does not fit is reported with its reason, never costed as if it did.
+Embeddings, the LM head and norms are kept in 16-bit (as FP8/FP4 checkpoints ship them); all other
+weights use the weight format of the :class:`QuantSpec`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from arch.chip import Chip, MemoryLevel
+from workloads.model import ModelSpec, attention_weights, mlp_weights
+from workloads.parallel import Parallelism
+from workloads.quant import QuantSpec
+
+__all__ = ["MemoryPlan", "kv_bytes_per_chip", "plan_memory", "weight_bytes_per_chip"]
+
+HALF = 2.0
+
+
+def _layer_weight_bytes(model: ModelSpec, layer: int, par: Parallelism, q: QuantSpec) -> float:
+    w = q.w.bytes_per_element
+    attn = sum(x.params for x in attention_weights(model)) / par.tp
+    norms = model.norm_params_per_layer() * HALF
+    if not model.is_moe_layer(layer):
+        return (attn + sum(x.params for x in mlp_weights(model, layer)) / par.tp) * w + norms
+    moe = model.moe
+    assert moe is not None
+    per_expert = sum(x.params for x in mlp_weights(model, layer) if x.name.startswith("experts"))
+    per_expert /= moe.num_experts
+    experts = per_expert * moe.num_experts / par.ep / par.expert_tp
+    shared = sum(x.params for x in mlp_weights(model, layer) if x.name.startswith("shared"))
+    router = model.hidden_size * moe.num_experts
+    return (attn + experts + shared / par.expert_tp) * w + router * HALF + norms
+
+
+def _stage_layers(model: ModelSpec, pp: int) -> list[list[int]]:
+    stages: list[list[int]] = [[] for _ in range(pp)]
+    for layer in range(model.num_layers):
+        stages[layer * pp // model.num_layers].append(layer)
+    return stages
+
+
+def weight_bytes_per_chip(model: ModelSpec, par: Parallelism, quant: QuantSpec) -> float:
+    """Resident weight bytes on the most loaded chip (the first or last stage hold embeddings)."""
+    stages = _stage_layers(model, par.pp)
+    emb = model.vocab_size * model.hidden_size * HALF / par.tp
+    head = 0.0 if model.tied_embeddings and par.pp == 1 else emb
+    per_stage = [sum(_layer_weight_bytes(model, i, par, quant) for i in s) for s in stages]
+    per_stage[0] += emb
+    per_stage[-1] += head + model.hidden_size * HALF
+    return max(per_stage)
+
+
+def kv_bytes_per_chip(model: ModelSpec, par: Parallelism, quant: QuantSpec, *, batch: int,
+                      context_len: int) -> float:
+    """KV cache for ``batch`` sequences of ``context_len`` tokens on the most loaded chip."""
+    elems = model.kv_elements_per_token_per_layer()
+    a = model.attention
+    if hasattr(a, "num_kv_heads"):
+        elems = elems * par.kv_heads_per_chip(model) // a.num_kv_heads  # type: ignore[union-attr]
+    per_layer = [
+        batch * min(context_len, model.sliding_window if model.is_sliding_layer(i) else context_len)
+        * elems * quant.kv.bytes_per_element
+        for i in range(model.num_layers)
+    ]
+    return max(sum(per_layer[i] for i in s) for s in _stage_layers(model, par.pp))
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Per-chip bytes and the verdict. ``weights_in``: the level weights are read from."""
+
+    weights: float
+    kv_cache: float
+    activations: float
+    reserve: float
+    capacity: float
+    fits: bool
+    weights_in: Literal["scratch", "main", "capacity"]
+    weights_level: str
+    reason: str = ""
+    min_chips: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def plan_memory(model: ModelSpec, par: Parallelism, quant: QuantSpec, chip: Chip, *, batch: int,
+                context_len: int, activation_bytes: float, reserve_fraction: float) -> MemoryPlan:
+    """Place the weights (scratch SRAM if they fit, else main memory, else stream them from a
+    capacity tier) and check that KV cache + activations + reserve fit in main memory."""
+    weights = weight_bytes_per_chip(model, par, quant)
+    kv = kv_bytes_per_chip(model, par, quant, batch=batch, context_len=context_len)
+    main = chip.main_memory
+    reserve = reserve_fraction * main.capacity_bytes
+    free = main.capacity_bytes - reserve - kv - activation_bytes
+    common = dict(weights=weights, kv_cache=kv, activations=activation_bytes, reserve=reserve,
+                  capacity=main.capacity_bytes)
+    scratch, tier = chip.scratch, chip.capacity_tier
+    if scratch and weights <= scratch.capacity_bytes * (1 - reserve_fraction) and free >= 0:
+        return MemoryPlan(**common, fits=True, weights_in="scratch", weights_level=scratch.name)
+    if weights <= free:
+        return MemoryPlan(**common, fits=True, weights_in="main", weights_level=main.name)
+    if tier and free >= 0 and weights <= tier.capacity_bytes:
+        return MemoryPlan(**common, fits=True, weights_in="capacity", weights_level=tier.name,
+                          reason=f"weights stream from {tier.name} every step")
+    return MemoryPlan(**common, fits=False, weights_in="main", weights_level=main.name,
+                      reason=_why(weights, kv, activation_bytes, reserve, main),
+                      min_chips=_min_chips(weights, kv, activation_bytes, main, reserve_fraction,
+                                           par.chips))
+
+
+def _why(weights: float, kv: float, act: float, reserve: float, main: MemoryLevel) -> str:
+    gb = 1e9
+    return (f"needs {(weights + kv + act + reserve) / gb:.1f} GB per chip (weights "
+            f"{weights / gb:.1f}, KV {kv / gb:.1f}, activations {act / gb:.2f}, reserve "
+            f"{reserve / gb:.1f}) but {main.name} holds {main.capacity_bytes / gb:.1f} GB")
+
+
+def _min_chips(weights: float, kv: float, act: float, main: MemoryLevel, reserve_fraction: float,
+               chips: int) -> int:
+    """Smallest chip count whose aggregate memory holds the sharded model and KV (a lower bound:
+    assumes weights and KV shard evenly over the added chips)."""
+    usable = main.capacity_bytes * (1 - reserve_fraction) - act
+    if usable <= 0:
+        return 0
+    return math.ceil(chips * (weights + kv) / usable)
