@@ -17,8 +17,9 @@ Each factor is the achievable fraction of a peak (or a fixed cost) for one kerne
   schedulers, caches and leakage at temperature), on top of which per-FLOP and per-byte energy is
   added.
 
-Resolution order: ``fitted.toml`` (written by ``xpusim calibrate``) over ``priors.toml`` family
-entries over the ``default`` prior. A family with no fitted factor is flagged as extrapolated.
+Resolution order, later wins: the ``default`` prior, the derived cross-family default of
+``fitted.toml`` (median of fitted families), the family's own prior, the family's own fit. A family
+with no fitted factor is flagged as extrapolated.
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ def efficiency_for(family: str, *, overrides: dict[str, float] | None = None) ->
     """Factors for a chip family: fitted > family prior > default prior (> user overrides)."""
     priors, fitted = _tables()
     merged: dict[str, dict] = {}
-    for layer in (priors.get("default", {}), priors.get(family, {}),
-                  fitted.get("default", {}), fitted.get(family, {})):
+    for layer in (priors.get("default", {}), fitted.get("default", {}),
+                  priors.get(family, {}), fitted.get(family, {})):
         for name, spec in layer.items():
             merged[name] = spec
     for name, value in (overrides or {}).items():

@@ -132,7 +132,7 @@ def _resolve(system, model, quant, tp, pp, ep, dp, input_len, output_len, routin
     quant = get_quant(quant) if isinstance(quant, str) else quant
     if input_len < 1 or output_len < 1:
         raise ConfigError("--input-len and --output-len must be >= 1")
-    if input_len + output_len > model.max_context:
+    if input_len + output_len - 1 > model.max_context:  # the last token is never cached
         raise ConfigError(f"input+output = {input_len + output_len} tokens exceeds {model.name}'s "
                           f"context of {model.max_context}; shorten --input-len/--output-len")
     par = Parallelism(tp=tp, pp=pp, ep=ep, dp=dp)

@@ -33,32 +33,40 @@ ALLREDUCE, ALLGATHER, REDUCESCATTER, ALLTOALL, P2P = 7, 8, 9, 10, 11
 
 
 @njit(cache=True)
+def _util_for_tile(a, n, k, groups, units, tr, tc, weight_stationary):
+    ta = math.ceil(a / tr)
+    tb = math.ceil(n / tc)
+    tiles = ta * tb * max(groups, 1.0)
+    if weight_stationary < 0.5 and tiles < units:  # split-K fills idle units
+        split = min(math.floor(units / tiles), max(1.0, math.floor(k / 256.0)))
+        tiles = tiles * max(split, 1.0)
+    waves = math.ceil(tiles / units)
+    return (a * n) / (ta * tr * tb * tc) * tiles / (waves * units)
+
+
+@njit(cache=True)
 def tile_wave_util(m, n, k, groups, units, tile_r, tile_c, weight_stationary):
     """Useful fraction of the engine after padding to tiles and rounding up to full waves.
 
-    Output-stationary engines (GPUs) tile M x N. Like cuBLAS/CUTLASS heuristics, the row tile
-    shrinks for small M (down to a quarter of the largest tile) and, when there are fewer tiles
-    than units, K is split across units (split-K) in chunks of at least 256. Weight-stationary
-    arrays (TPU MXU, Groq MXM) tile K x N while M streams through unpadded.
+    Output-stationary engines (GPUs) tile M x N. Like cuBLAS/CUTLASS/hipBLASLt heuristics, the
+    library picks the best of a small menu of tiles (the largest, and halves of it in each
+    dimension down to a quarter), and splits K across idle units when there are fewer tiles than
+    units. Weight-stationary arrays (TPU MXU, Groq MXM) have one fixed K x N tile; M streams
+    through unpadded.
     """
     if tile_r <= 1.0 and tile_c <= 1.0:
         return 1.0
     if weight_stationary > 0.5:
-        a, tr = k, tile_r
-    else:
-        a = m
-        tr = tile_r
-        while tr > tile_r / 4.0 and tr / 2.0 >= a:
-            tr = tr / 2.0
-    ta = math.ceil(a / tr)
-    tb = math.ceil(n / tile_c)
-    tiles = ta * tb * max(groups, 1.0)
-    if weight_stationary < 0.5 and tiles < units:
-        split = min(math.floor(units / tiles), max(1.0, math.floor(k / 256.0)))
-        tiles = tiles * max(split, 1.0)
-    waves = math.ceil(tiles / units)
-    util_tile = (a * n) / (ta * tr * tb * tile_c)
-    return util_tile * tiles / (waves * units)
+        return _util_for_tile(k, n, k, groups, units, tile_r, tile_c, 1.0)
+    best = 0.0
+    tr = tile_r
+    while tr >= tile_r / 4.0:
+        tc = tile_c
+        while tc >= tile_c / 4.0:
+            best = max(best, _util_for_tile(m, n, k, groups, units, tr, tc, 0.0))
+            tc = tc / 2.0
+        tr = tr / 2.0
+    return best
 
 
 @njit(cache=True)
@@ -82,8 +90,8 @@ def collective_time(kind, size, group, d):
         t = 2.0 * (n - 1.0) * lat + 2.0 * frac * size * beta  # ring
         if direct_ok and d[L.DIRECT_ALGOS] > 0.5:
             t = min(t, 2.0 * lat + 2.0 * frac * size * beta)  # two-shot / one-shot
-        if inr:
-            t = min(t, 2.0 * lat + size / (bw * d[L.EFF_INR]))  # in-switch reduction
+        if inr:  # in-switch reduction: half the traffic, but no lower latency than the ring
+            t = min(t, 2.0 * (n - 1.0) * lat + size / (bw * d[L.EFF_INR]))
         return t
     if kind == ALLGATHER or kind == REDUCESCATTER:
         steps = 1.0 if (direct_ok and d[L.DIRECT_ALGOS] > 0.5) else n - 1.0

@@ -111,7 +111,7 @@ def _pack_fabrics(d: np.ndarray, system: System, eff: FamilyEfficiency) -> None:
     up, out = system.chip.scale_up, system.chip.scale_out or system.chip.scale_up
     step = eff.collective_step_latency_s
     d[L.UP_BW], d[L.UP_TOPO], d[L.UP_LINKS] = up.bandwidth_bytes_per_s, L.TOPOLOGY_CODES[up.topology], up.links
-    d[L.UP_LAT] = step.value if step.source == "fitted" else up.latency_s
+    d[L.UP_LAT] = step.value if step.source in ("fitted", "user") else up.latency_s
     d[L.UP_INR] = up.in_network_reduction
     d[L.UP_DOMAIN] = up.domain_chips
     d[L.OUT_BW], d[L.OUT_TOPO], d[L.OUT_LINKS] = out.bandwidth_bytes_per_s, L.TOPOLOGY_CODES[out.topology], out.links

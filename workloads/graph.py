@@ -101,7 +101,8 @@ class _Builder:
         heads, kv = a.num_heads // tp, self.par.kv_heads_per_chip(self.model)
         T, d = self.tokens, a.head_dim
         self.gemm("qkv_proj", T, h, (heads + 2 * kv) * d, bias=a.qkv_bias)
-        self.elementwise("rope", T * (heads + kv) * d, 2, 6)
+        if self.model.rope:
+            self.elementwise("rope", T * (heads + kv) * d, 2, 6)
         self._attention(heads, d, d, kv_elems=2 * kv * d, sliding=sliding)
         self.gemm("o_proj", T, heads * d, h, bias=a.out_bias)
 

@@ -107,6 +107,7 @@ class ModelSpec(Frozen):
     tied_embeddings: bool = False
     lm_head_bias: bool = False
     norm: Literal["rms", "layer"] = "rms"
+    rope: bool = Field(default=True, description="rotary embeddings (False: learned positions)")
     norms_per_layer: int = Field(default=2, ge=1, description="GPT-J parallel blocks have 1")
     sliding_window: int = Field(default=0, ge=0, description="tokens; 0 = none")
     sliding_window_every: int = Field(

@@ -20,7 +20,7 @@ import numpy as np
 
 from arch.chip import PRECISIONS
 
-__all__ = ["COLLECTIVES", "MATRIX_KINDS", "OpGraph", "OpKind", "precision_code"]
+__all__ = ["COLLECTIVES", "MATRIX_KINDS", "OpGraph", "OpKind", "precision_code", "single_op"]
 
 
 class OpKind(IntEnum):
@@ -102,3 +102,9 @@ class OpGraph:
         arrays["count"] = np.ones_like(idx)
         arrays["layer"] = np.where(self.layer[idx] >= 0, self.layer[idx] + offsets, -1)
         return OpGraph(names=tuple(self.names[i] for i in idx), meta=self.meta, **arrays)
+
+
+def single_op(name: str, kind: OpKind, **cols: float) -> OpGraph:
+    """A one-op graph (microbenchmarks: one GEMM, one collective, one attention kernel)."""
+    row = {"name": name, "kind": int(kind), "count": 1, "kernels": 1.0, "group": 1, **cols}
+    return OpGraph.from_rows([row], {"phase": "microbenchmark"})

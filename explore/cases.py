@@ -1,0 +1,397 @@
+"""Turn rows of ``shared/validation/measurements.csv`` into predictions.
+
+Each expressible row becomes a :class:`Case`: the chip family it calibrates or validates, its class
+(``microbenchmark``, ``end_to_end`` or ``api`` — public endpoints, a band not a point), the measured
+value, and a function that predicts the same metric from a set of efficiency overrides, through the
+product's own code paths (one-op graphs for microbenchmarks, ``predict`` for end-to-end rows).
+Rows that cannot be expressed are returned with the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from arch.base import ConfigError
+from arch.chip import System
+from arch.efficiency import efficiency_for
+from arch.presets import load_chip
+from kernels import layout as L
+from kernels.cost import collective_time
+from kernels.pack import pack_design, resolve_precision
+from sim.step import analytic_step
+from workloads.ops import OpKind, precision_code, single_op
+
+__all__ = ["Case", "Unexpressed", "build_cases", "default_measurements", "load_rows"]
+
+Overrides = dict[str, dict[str, float]]  # family -> factor -> value
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    family: str
+    chip: str
+    metric: str
+    cls: str  # microbenchmark | end_to_end | api
+    measured: float
+    unit: str
+    describe: str
+    predict: Callable[[Overrides], float]
+    assumption: str = ""
+
+
+@dataclass(frozen=True)
+class Unexpressed:
+    id: str
+    metric: str
+    hardware: str
+    reason: str
+
+
+def default_measurements() -> Path:
+    """shared/validation/measurements.csv beside the checkout (or the working directory)."""
+    here = Path(__file__).resolve().parents[1]
+    for base in (here.parent, Path.cwd().parent, Path.cwd()):
+        path = base / "shared" / "validation" / "measurements.csv"
+        if path.exists():
+            return path
+    raise ConfigError("cannot find shared/validation/measurements.csv; pass --measurements PATH")
+
+
+def load_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# -- mapping of the free-text columns -----------------------------------------------------------
+_CHIPS = [  # first match wins: more specific names first
+    (r"GH200", "gh200"), (r"GB200", "gb200-nvl72"), (r"H800", "h800"), (r"H200", "h200"),
+    (r"H100", "h100-sxm"), (r"B200", "b200"), (r"A100", "a100-80gb"), (r"L40S", "l40s"),
+    (r"MI300X", "mi300x"), (r"MI325X", "mi325x"), (r"MI355X", "mi355x"),
+    (r"Gaudi ?2", "gaudi2"), (r"Gaudi ?3", "gaudi3"), (r"TPU v5e", "tpu-v5e"),
+    (r"TPU v5p", "tpu-v5p"), (r"TPU v6e", "tpu-v6e"), (r"Groq", "groq-lpu"),
+    (r"WSE-3", "cerebras-wse3"), (r"SN40L", "sambanova-sn40l"),
+]
+_MODELS = [
+    (r"Llama-3\.1-405B", "llama-3.1-405b"), (r"Llama-3\.3-70B", "llama-3.3-70b"),
+    (r"Llama-3\.1-70B", "llama-3.1-70b"), (r"Llama-3\.1-8B", "llama-3.1-8b"),
+    (r"Meta-Llama-3-70B", "llama-3-70b"), (r"Meta-Llama-3-8B", "llama-3-8b"),
+    (r"Llama-2-70B|LLaMA-70B", "llama-2-70b"), (r"LLaMA-7B", "llama-2-7b"),
+    (r"GPT-J", "gpt-j-6b"), (r"Mixtral", "mixtral-8x7b"), (r"GPT-3 175B", "gpt3-175b"),
+]
+
+
+def _match(table, text: str) -> str | None:
+    return next((name for pat, name in table if re.search(pat, text)), None)
+
+
+def _quant(precision: str) -> str:
+    p = precision.upper()
+    if "FP4" in p:
+        return "fp4"
+    if "FP8" in p or "8-BIT" in p:
+        return "fp8"
+    if "FP16" in p and "BF16" not in p:
+        return "fp16"
+    return "bf16"
+
+
+def _gemm_prec(precision: str) -> str:
+    p = precision.upper()
+    return "fp8" if "FP8" in p else "fp16" if p.startswith("FP16") else "bf16"
+
+
+# -- microbenchmark predictors -------------------------------------------------------------------
+def _system(chip: str, n: int = 1) -> System:
+    return System(chip=load_chip(chip), count=n)
+
+
+def _eff(family: str, ov: Overrides):
+    return efficiency_for(family, overrides=ov.get(family))
+
+
+def _gemm_seconds(chip: str, m: float, n: float, k: float, prec: str, ov: Overrides) -> float:
+    c = load_chip(chip)
+    p = resolve_precision(c, prec)
+    bpe = {"fp8": 1.0, "int8": 1.0}.get(p, 2.0)
+    g = single_op("gemm", OpKind.GEMM, m=m, n=n, k=k, groups=1, precision=precision_code(p),
+                  flops=2 * m * n * k, weight_bytes=k * n * bpe,
+                  act_bytes=m * k * bpe + m * n * 2.0, kernels=1.0)
+    return analytic_step(g, _system(chip), _eff(c.family, ov)).total_s
+
+
+def _gemm_case(row, chip: str) -> Case | str:
+    dims = re.findall(r"(\d+)x(\d+)x(\d+)", row["model"])
+    if dims:
+        m, n, k = (float(x) for x in dims[0])
+    else:
+        found = {a: float(b) for a, b in re.findall(r"([MNK])=(\d+)", row["model"])}
+        if len(found) != 3:
+            return "GEMM shape not given"
+        m, n, k = found["M"], found["N"], found["K"]
+    prec = _gemm_prec(row["precision"])
+    fam = load_chip(chip).family
+
+    def pred(ov: Overrides) -> float:
+        return 2 * m * n * k / _gemm_seconds(chip, m, n, k, prec, ov) / 1e12
+
+    return _case(row, chip, fam, "microbenchmark", pred, f"GEMM {m:.0f}x{n:.0f}x{k:.0f} {prec}")
+
+
+def _size_bytes(text: str) -> float | None:
+    hit = re.search(r"(\d+)\s*(KiB|MiB|GiB)", text)
+    if not hit:
+        return None
+    return float(hit.group(1)) * {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[hit.group(2)]
+
+
+def _allreduce_design(chip: str, n: int, ov: Overrides, algo: str):
+    c = load_chip(chip)
+    d = pack_design(_system(chip, n), _eff(c.family, ov), direct_collectives=False)
+    if "NVLS_ENABLE=0" in algo or "Ring" in algo:
+        d[L.UP_INR] = 0.0
+    return d
+
+
+def _allreduce_case(row, chip: str) -> Case | str:
+    size = _size_bytes(row["model"])
+    n = int(row["n_chips"])
+    algo = row["parallelism"]
+    if size is None:
+        size = 16 * 2**30  # "large payload": bus bandwidth plateau
+    busbw = row["metric"] == "allreduce_busbw_gbs"
+
+    def pred(ov: Overrides) -> float:
+        t = collective_time(OpKind.ALLREDUCE, size, n, _allreduce_design(chip, n, ov, algo))
+        return size / t * 2 * (n - 1) / n / 1e9 if busbw else t * 1e6
+
+    fam = load_chip(chip).family
+    return _case(row, chip, fam, "microbenchmark", pred, f"all-reduce {size / 2**20:g} MiB x{n}")
+
+
+def _link_case(row, chip: str) -> Case | str:
+    n = int(row["n_chips"])
+    c = load_chip(chip)
+    if "dispatch" in row["model"].lower():
+        hidden, tokens, topk = 7168, 4096, 8
+        size = tokens * topk * hidden * 1.0  # FP8 dispatch from one GPU
+        kind = OpKind.ALLTOALL
+    else:
+        size, kind = 1 * 2**30, OpKind.P2P
+
+    def pred(ov: Overrides) -> float:
+        d = pack_design(_system(chip, n), _eff(c.family, ov))
+        bytes_moved = size * ((n - 1) / n if kind == OpKind.ALLTOALL else 1.0)
+        return bytes_moved / collective_time(kind, size, n if kind == OpKind.ALLTOALL else 2,
+                                             d) / 1e9
+
+    return _case(row, chip, c.family, "microbenchmark", pred,
+                 "all-to-all dispatch" if kind == OpKind.ALLTOALL else "NVLink P2P 1 GiB")
+
+
+def _attention_case(row, chip: str) -> Case | str:
+    c = load_chip(chip)
+    prec = _gemm_prec(row["precision"])
+
+    def pred(ov: Overrides) -> float:
+        peak = c.matrix.peak(resolve_precision(c, prec))
+        return peak * _eff(c.family, ov).value("attention") / 1e12
+
+    return _case(row, chip, c.family, "microbenchmark", pred, f"attention {prec} (compute-bound)")
+
+
+def _hbm_case(row, chip: str) -> Case | str:
+    c = load_chip(chip)
+    dims = {a: float(b) for a, b in re.findall(r"([MNK])=(\d+)", row["model"])}
+    if len(dims) == 3:
+        m, n, k = dims["M"], dims["N"], dims["K"]
+        bytes_moved = k * n + m * k + m * n * 2.0  # FP8 in, BF16 out (DeepGEMM)
+
+        def pred(ov: Overrides) -> float:
+            return bytes_moved / _gemm_seconds(chip, m, n, k, "fp8", ov) / 1e9
+
+        what = f"FP8 GEMM {m:.0f}x{n:.0f}x{k:.0f} achieved bandwidth"
+    else:
+
+        def pred(ov: Overrides) -> float:
+            return c.main_memory.bandwidth_bytes_per_s * _eff(c.family, ov).value("memory") / 1e9
+
+        what = "memory-bound kernel (streaming)"
+    return _case(row, chip, c.family, "microbenchmark", pred, what)
+
+
+def _case(row, chip, fam, cls, pred, describe, assumption: str = "") -> Case:
+    return Case(id=row["id"], family=fam, chip=chip, metric=row["metric"], cls=cls,
+                measured=float(row["value"]), unit=row["unit"], describe=describe, predict=pred,
+                assumption=assumption)
+
+
+# -- end-to-end predictors -----------------------------------------------------------------------
+def _tp(row) -> int:
+    hit = re.search(r"TP(\d+)", row["parallelism"])
+    if hit:
+        return int(hit.group(1))
+    return int(row["n_chips"]) if "TP across devices" in row["parallelism"] else 1
+
+
+def _int(text: str) -> int | None:
+    hit = re.match(r"\s*(\d+)\s*$", text)
+    return int(hit.group(1)) if hit else None
+
+
+def _predict_case(row, chip: str, model: str, *, metric_of, cls: str, batch, tp: int, n: int,
+                  describe: str, assumption: str = "", pp: int = 1) -> Case:
+    from explore.predict import predict
+
+    fam = load_chip(chip).family
+    quant = _quant(row["precision"])
+    inp, out = _int(row["input_len"]) or 0, _int(row["output_len"]) or 0
+
+    def pred(ov: Overrides) -> float:
+        r = predict(f"{chip}:{n}", model, quant, tp=tp, pp=pp, dp=n // (tp * pp), batch=batch,
+                    input_len=inp, output_len=max(out, 1), efficiency_overrides=ov.get(fam))
+        if not r.fits:
+            raise ConfigError(f"{row['id']}: prediction does not fit: {r.memory.reason}")
+        return metric_of(r)
+
+    return _case(row, chip, fam, cls, pred, describe, assumption)
+
+
+def _e2e_case(row, chip: str, model: str) -> Case | str:
+    inp, out = _int(row["input_len"]), _int(row["output_len"])
+    metric = row["metric"]
+    n = int(row["n_chips"]) if row["n_chips"].isdigit() else 0
+    if not (inp and out and n):
+        return "input/output lengths or chip count not given (dataset-driven or undisclosed)"
+    tp = _tp(row)
+    batch_text = row["batch_or_concurrency"]
+    fixed = _int(batch_text)
+    desc = f"{model} {row['precision'][:12]} TP{tp} x{n // tp} in{inp}/out{out}"
+    if metric == "ttft_ms":
+        return _predict_case(row, chip, model, metric_of=lambda r: r.ttft_s * 1e3,
+                             cls="end_to_end", batch=1, tp=tp, n=n, describe=desc + " b1 TTFT")
+    if metric == "e2e_latency_s":
+        return _predict_case(row, chip, model, metric_of=lambda r: r.e2e_s, cls="end_to_end",
+                             batch=fixed, tp=tp, n=n, describe=desc + f" b{fixed} static e2e")
+    if metric == "accelerator_power_w_avg":
+        return _predict_case(row, chip, model, metric_of=lambda r: r.power_w, cls="end_to_end",
+                             batch=fixed, tp=tp, n=n, describe=desc + " board power")
+    if metric == "throughput_output_tokens_per_s":
+        per_gpu = "/GPU" in row["unit"]
+        if fixed:  # static-batch peak-throughput table
+            return _predict_case(
+                row, chip, model, cls="end_to_end", batch=fixed, tp=tp, n=n,
+                metric_of=lambda r: r.output_tokens_per_s_per_chip if per_gpu
+                else r.output_tokens_per_s, describe=desc + f" b{fixed} static throughput")
+        return _predict_case(
+            row, chip, model, cls="end_to_end", batch="max", tp=tp, n=n,
+            metric_of=lambda r: r.output_tokens_per_s, describe=desc + " max-batch throughput",
+            assumption="in-flight batching at infinite load approximated by the largest static "
+                       "batch that fits; value read as total output tokens/s of the n chips")
+    return f"metric {metric} not expressible yet"
+
+
+def _layer_case(row, chip: str, model: str) -> Case | str:
+    from explore.predict import _resolve
+
+    tp = _tp(row)
+    batch = int(row["batch_or_concurrency"])
+    decode = "decode" in row["workload"]
+    inp = 2048
+    ctx = 3072 if decode else 0
+    fam = load_chip(chip).family
+    quant = _quant(row["precision"])
+
+    def pred(ov: Overrides) -> float:
+        w = _resolve(f"{chip}:{tp}", model, quant, tp, 1, 1, 1, 1024, 1, 0.0, ov.get(fam))
+        g = w.graph("decode" if decode else "prefill", batch, 1 if decode else inp, ctx)
+        step = analytic_step(g, w.system, w.eff, w.plan(batch))
+        in_layers = g.layer >= 0
+        total = float((step.per_op[in_layers, L.T_TOTAL] * g.count[in_layers]).sum())
+        return total / w.model.num_layers * 1e3
+
+    what = f"one {model} layer TP{tp} b{batch} {'decode ctx 3072' if decode else 'prefill 2048'}"
+    return _case(row, chip, fam, "microbenchmark", pred, what)
+
+
+def _smallest_pp(model: str, chip: str, quant: str, *, tp: int) -> int:
+    from explore.predict import _resolve
+
+    for pp in range(1, 257):
+        w = _resolve(f"{chip}:{tp * pp}", model, quant, tp, pp, 1, 1, 1000, 200, 0.0, None)
+        if w.plan(1).fits:
+            return pp
+    raise ConfigError(f"{model} does not fit on up to {tp * 256} {chip} chips")
+
+
+_API_NOTE = ("public endpoint: chip count, batch and load not disclosed; predicted at batch 1 on "
+             "the smallest deployment assumed below; compare as a band")
+
+
+def _api_case(row, chip: str, model: str) -> Case | str:
+    if "not stated" in row["precision"]:
+        return "precision not stated"
+    if row["metric"] != "decode_tokens_per_s_per_user":
+        return "public-endpoint aggregate; concurrency effects need the serving simulation"
+    if chip == "cerebras-wse3" and "8B" in row["model"]:
+        n, tp, pp, note = 1, 1, 1, "one CS-3 (8B in 16-bit fits the 44 GB wafer)"
+    elif chip == "groq-lpu":
+        pp = _smallest_pp(model, "groq-lpu", _quant(row["precision"]), tp=8)
+        n, tp = 8 * pp, 8
+        note = f"{n} LPUs as TP8 x PP{pp} (the smallest such pipeline holding the model)"
+    elif chip == "sambanova-sn40l":
+        n, tp, pp, note = 16, 16, 1, "one 16-socket SambaRack, TP16"
+    else:
+        return "deployment size unknown"
+    fake = {**row, "input_len": "1000", "output_len": "200"}
+    return _predict_case(fake, chip, model, metric_of=lambda r: r.tokens_per_s_per_user,
+                         cls="api", batch=1, tp=tp, n=n, pp=pp,
+                         describe=f"{model} b1 per-user decode, {note}",
+                         assumption=_API_NOTE + f"; {note}; lengths 1000/200 assumed")
+
+
+_MICRO = {
+    "gemm_tflops": _gemm_case,
+    "allreduce_busbw_gbs": _allreduce_case,
+    "allreduce_latency_us": _allreduce_case,
+    "nvlink_bw_achieved_gbs": _link_case,
+    "attention_tflops": _attention_case,
+    "hbm_bw_achieved_gbs": _hbm_case,
+}
+_SERVER = ("ttft_ms_mean", "tpot_ms_mean")
+
+
+def _one(row) -> Case | str:
+    chip = _match(_CHIPS, row["hardware"])
+    metric = row["metric"]
+    if chip is None:
+        return f"no preset for hardware {row['hardware']!r}"
+    if metric in _MICRO:
+        return _MICRO[metric](row, chip)
+    model = _match(_MODELS, row["model"])
+    if metric in _SERVER:
+        return "MLPerf Server/Interactive latency under Poisson load: needs the serving simulation"
+    if metric == "layer_latency_ms" and model:
+        return _layer_case(row, chip, model)
+    if metric in ("decode_tokens_per_s_per_user", "e2e_latency_ms") or (
+        "API" in row["workload"] or "public" in row["workload"] or "claim" in row["workload"]
+    ):
+        return _api_case(row, chip, model) if model else "model not mapped"
+    if model is None:
+        return f"no preset for model {row['model']!r}"
+    return _e2e_case(row, chip, model)
+
+
+def build_cases(rows: list[dict[str, str]]) -> tuple[list[Case], list[Unexpressed]]:
+    cases, skipped = [], []
+    for row in rows:
+        out = _one(row)
+        if isinstance(out, Case):
+            cases.append(out)
+        else:
+            skipped.append(Unexpressed(row["id"], row["metric"], row["hardware"], out))
+    return cases, skipped

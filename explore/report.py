@@ -1,0 +1,181 @@
+"""Render results and presets as terminal tables (compute happens elsewhere)."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from arch.presets import chip_names, load_chip
+from explore.predict import Result
+from workloads.presets import load_model, model_names
+
+__all__ = ["print_predict", "print_presets", "print_show"]
+
+GB = 1e9
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{x * 1e3:,.2f} ms"
+
+
+def _num(x: float | None, fmt: str = ",.1f") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def print_predict(r: Result, console: Console | None = None) -> None:
+    con = console or Console()
+    cfg = r.config
+    par = cfg["parallelism"]
+    con.print(f"[bold]{cfg['model']}[/] on [bold]{cfg['system']}[/]  quant {cfg['quant']['name']}"
+              f" (GEMMs at {cfg['gemm_precision']})  TP{par['tp']} PP{par['pp']} EP{par['ep']} "
+              f"DP{par['dp']}  batch {r.batch}/replica  in {cfg['input_len']} out "
+              f"{cfg['output_len']}")
+    if not r.fits:
+        con.print(f"[bold red]DOES NOT FIT[/]: {r.memory.reason}"
+                  + (f"; needs >= {r.memory.min_chips} chips" if r.memory.min_chips else ""))
+    _print_memory(con, r)
+    if r.fits:
+        _print_perf(con, r)
+        _print_bounds(con, r)
+    _print_efficiency(con, r)
+    for note in r.notes:
+        con.print(f"[yellow]note:[/] {note}")
+
+
+def _print_perf(con: Console, r: Result) -> None:
+    t = Table(title="Performance", show_header=False)
+    rows = [
+        ("TTFT (prefill of the batch)", _ms(r.ttft_s)),
+        ("TPOT (mean over output)", _ms(r.tpot_s)),
+        ("tokens/s per user", _num(r.tokens_per_s_per_user)),
+        ("output tokens/s (system)", _num(r.output_tokens_per_s)),
+        ("output tokens/s per chip", _num(r.output_tokens_per_s_per_chip)),
+        ("end-to-end (static batch)", f"{r.e2e_s:,.3f} s" if r.e2e_s else "-"),
+        ("power per chip (mean)", f"{_num(r.power_w, ',.0f')} W"),
+        ("energy per output token", f"{_num(r.energy_j_per_token, ',.3f')} J"),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    con.print(t)
+
+
+def _print_memory(con: Console, r: Result) -> None:
+    m = r.memory
+    t = Table(title=f"Memory per chip (weights in {m.weights_level})")
+    for col in ("weights", "KV cache", "activations", "reserve", "total", "capacity", "fits"):
+        t.add_column(col, justify="right")
+    total = m.weights + m.kv_cache + m.activations + m.reserve
+    t.add_row(*(f"{x / GB:,.2f} GB" for x in (m.weights, m.kv_cache, m.activations, m.reserve,
+                                              total, m.capacity)), "yes" if m.fits else "NO")
+    con.print(t)
+
+
+def _print_bounds(con: Console, r: Result) -> None:
+    t = Table(title="What binds each phase (share of step time)")
+    t.add_column("phase")
+    for b in ("compute", "memory", "interconnect", "overhead"):
+        t.add_column(b, justify="right")
+    t.add_column("bound")
+    for phase, shares in r.bound_shares.items():
+        t.add_row(phase, *(f"{100 * shares[b]:.0f} %" for b in
+                           ("compute", "memory", "interconnect", "overhead")), r.bound[phase])
+    con.print(t)
+
+
+def _print_efficiency(con: Console, r: Result) -> None:
+    eff = r.efficiency
+    t = Table(title=f"Efficiency factors applied ({eff['family']})")
+    for col in ("factor", "value", "source"):
+        t.add_column(col)
+    t.add_column("fitted on rows / note", no_wrap=True, overflow="ellipsis", max_width=60)
+    for name, f in eff.items():
+        if not isinstance(f, dict):
+            continue
+        where = ", ".join(f["rows"]) if f.get("rows") else f.get("note", "")
+        t.add_row(name, f"{f['value']:.4g}", f["source"], where)
+    con.print(t)
+
+
+def print_presets(*, as_json: bool = False) -> None:
+    chips = [load_chip(n) for n in chip_names()]
+    models = [load_model(n) for n in model_names()]
+    if as_json:
+        print(json.dumps({
+            "chips": {c.name: {"family": c.family, "bf16_flops_per_s": c.matrix.peak("bf16"),
+                               "memory_bytes": c.main_memory.capacity_bytes,
+                               "memory_bytes_per_s": c.main_memory.bandwidth_bytes_per_s,
+                               "tdp_w": c.tdp_w, "domain_chips": c.scale_up.domain_chips}
+                      for c in chips},
+            "models": {m.name: {"params": m.total_params(), "layers": m.num_layers,
+                                "hidden": m.hidden_size} for m in models},
+        }, indent=2))
+        return
+    con = Console()
+    t = Table(title="Chips (CHIP:N = N chips on the chip's standard fabric)")
+    for col in ("name", "family", "16-bit dense", "8-bit", "4-bit", "main memory", "bandwidth",
+                "scale-up (per dir)", "domain", "TDP"):
+        t.add_column(col)
+    for c in chips:
+        m = c.main_memory
+        t.add_row(c.name, c.family, _pf(c.matrix.peak("bf16") or c.matrix.peak("fp16")),
+                  _pf(c.matrix.peak("fp8") or c.matrix.peak("int8")), _pf(c.matrix.peak("fp4")),
+                  f"{m.capacity_bytes / GB:,.2f} GB {m.kind}", f"{m.bandwidth_bytes_per_s / 1e12:,.2f} TB/s",
+                  f"{c.scale_up.bandwidth_bytes_per_s / GB:,.0f} GB/s {c.scale_up.topology}",
+                  str(c.scale_up.domain_chips), f"{c.tdp_w:,.0f} W")
+    con.print(t)
+    t = Table(title="Models")
+    for col in ("name", "params", "active", "layers", "hidden", "attention", "experts"):
+        t.add_column(col)
+    for m in models:
+        a = m.attention
+        attn = (f"MLA r={a.kv_lora_rank}" if a.kind == "mla"
+                else f"{a.num_heads}q/{a.num_kv_heads}kv x {a.head_dim}")
+        moe = f"{m.moe.num_experts} top-{m.moe.top_k}" if m.moe else "-"
+        t.add_row(m.name, f"{m.total_params() / 1e9:,.2f} B",
+                  f"{m.total_params(active=True) / 1e9:,.2f} B", str(m.num_layers),
+                  str(m.hidden_size), attn, moe)
+    con.print(t)
+
+
+def _pf(x: float) -> str:
+    return f"{x / 1e12:,.0f} TF" if x else "-"
+
+
+def print_show(name: str, *, as_json: bool = False) -> None:
+    from arch.base import ConfigError
+
+    if name in chip_names():
+        obj = load_chip(name)
+    elif name in model_names():
+        obj = load_model(name)
+    else:
+        raise ConfigError(f"unknown preset {name!r}; known chips: {', '.join(chip_names())}; "
+                          f"models: {', '.join(model_names())}")
+    data = obj.model_dump(exclude={"sources"})
+    sources = {k: v.model_dump() for k, v in obj.sources.items()}
+    if as_json:
+        print(json.dumps({"values": data, "sources": sources}, indent=2, default=str))
+        return
+    con = Console()
+    t = Table(title=f"{name}: every number and its source")
+    for col in ("field", "value", "source", "reference"):
+        t.add_column(col, overflow="fold")
+    for path, value in _flatten(data):
+        src = sources.get(path)
+        t.add_row(path, str(value), src["kind"] if src else "", src["ref"] if src else "")
+    con.print(t)
+    if hasattr(obj, "config_source"):
+        con.print(f"config source: {obj.config_source}")
+
+
+def _flatten(data, prefix: str = ""):
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield from _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(data, (list, tuple)) and data and isinstance(data[0], dict):
+        for i, v in enumerate(data):
+            yield from _flatten(v, f"{prefix}.{i}")
+    else:
+        yield prefix, data
