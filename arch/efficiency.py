@@ -31,7 +31,7 @@ from pydantic import Field
 
 from arch.base import Frozen, SourceKind, load_toml
 
-__all__ = ["EFFICIENCY_DIR", "FACTORS", "Factor", "FamilyEfficiency", "efficiency_for"]
+__all__ = ["EFFICIENCY_DIR", "FACTORS", "Factor", "FamilyEfficiency", "efficiency_for", "prior_for"]
 
 EFFICIENCY_DIR = Path(__file__).parent / "presets" / "efficiency"
 
@@ -100,6 +100,13 @@ def efficiency_for(family: str, *, overrides: dict[str, float] | None = None) ->
             merged[name] = spec
     for name, value in (overrides or {}).items():
         merged[name] = {"value": value, "source": "user", "note": "scenario override"}
+    return FamilyEfficiency(family=family, **merged)
+
+
+def prior_for(family: str) -> FamilyEfficiency:
+    """Priors only (no fitted values): the starting point and prior centre of calibration."""
+    priors, _ = _tables()
+    merged = {**priors.get("default", {}), **priors.get(family, {})}
     return FamilyEfficiency(family=family, **merged)
 
 

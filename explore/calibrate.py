@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
-from arch.efficiency import EFFICIENCY_DIR, FACTORS, clear_cache, efficiency_for
+from arch.efficiency import EFFICIENCY_DIR, FACTORS, clear_cache, prior_for
 from explore.cases import Case, build_cases, default_measurements, load_rows
 
 __all__ = ["fit", "informed_factors", "run_calibrate"]
@@ -73,7 +73,7 @@ def _overrides(params, x) -> dict[str, dict[str, float]]:
 
 
 def _prior(fam: str, factor: str) -> float:
-    return efficiency_for("__none__" if fam == "*" else fam).value(factor)
+    return prior_for("__none__" if fam == "*" else fam).value(factor)
 
 
 def fit(cases: list[Case]) -> tuple[dict, list[tuple[Case, float]]]:

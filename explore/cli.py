@@ -117,6 +117,8 @@ def _run_predict(args: argparse.Namespace):
             raise ConfigError(f"--{name} is required (or set it in --scenario)")
         return default if value is None else value
 
+    system = pick(args.system, sc.system_spec(), name="system")
+    model = pick(args.model, sc.model, name="model")
     batch = pick(args.batch, sc.batch, name="batch")
     if isinstance(batch, str) and batch != "max":
         try:
@@ -125,8 +127,8 @@ def _run_predict(args: argparse.Namespace):
             raise ConfigError(f"--batch {batch!r}: give a positive integer or 'max'") from None
     slo = args.tpot_slo_ms if args.tpot_slo_ms is not None else sc.tpot_slo_ms
     return predict(
-        pick(args.system, sc.system_spec(), name="system"),
-        pick(args.model, sc.model, name="model"),
+        system,
+        model,
         pick(args.quant, sc.quant, default="bf16"),
         tp=pick(args.tp, par.tp, 1), pp=pick(args.pp, par.pp, 1),
         ep=pick(args.ep, par.ep, 1), dp=pick(args.dp, par.dp, 1),

@@ -24,8 +24,14 @@ def _num(x: float | None, fmt: str = ",.1f") -> str:
     return "-" if x is None else format(x, fmt)
 
 
+def _console() -> Console:
+    """Terminal width on a TTY; a wide fixed width when piped, so tables are not squeezed."""
+    con = Console()
+    return con if con.is_terminal else Console(width=140)
+
+
 def print_predict(r: Result, console: Console | None = None) -> None:
-    con = console or Console()
+    con = console or _console()
     cfg = r.config
     par = cfg["parallelism"]
     con.print(f"[bold]{cfg['model']}[/] on [bold]{cfg['system']}[/]  quant {cfg['quant']['name']}"
@@ -112,7 +118,7 @@ def print_presets(*, as_json: bool = False) -> None:
                                 "hidden": m.hidden_size} for m in models},
         }, indent=2))
         return
-    con = Console()
+    con = _console()
     t = Table(title="Chips (CHIP:N = N chips on the chip's standard fabric)")
     for col in ("name", "family", "16-bit dense", "8-bit", "4-bit", "main memory", "bandwidth",
                 "scale-up (per dir)", "domain", "TDP"):
@@ -158,7 +164,7 @@ def print_show(name: str, *, as_json: bool = False) -> None:
     if as_json:
         print(json.dumps({"values": data, "sources": sources}, indent=2, default=str))
         return
-    con = Console()
+    con = _console()
     t = Table(title=f"{name}: every number and its source")
     for col in ("field", "value", "source", "reference"):
         t.add_column(col, overflow="fold")

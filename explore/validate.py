@@ -120,7 +120,9 @@ def _print(results, skipped, by_class, by_family, by_metric) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    con = Console()
+    from explore.report import _console
+
+    con = _console()
     t = Table(title="Predicted vs measured (microbenchmarks are in-sample: calibration fits them)")
     for col in ("id", "class", "family", "metric", "measured", "predicted", "error", "case"):
         t.add_column(col, overflow="fold")

@@ -1,0 +1,45 @@
+import pytest
+
+from arch.presets import load_chip
+from workloads.capacity import kv_bytes_per_chip, plan_memory, weight_bytes_per_chip
+from workloads.parallel import Parallelism
+from workloads.presets import load_model
+from workloads.quant import get_quant
+
+
+def test_weights_per_chip_70b_tp8_fp8():
+    """Llama-3.1-70B: 70,553,706,496 params, of which embedding + LM head 2 x 128,256 x 8,192 =
+    2,101,346,304 stay 16-bit, norms (161 x 8,192 = 1,318,912) too. FP8 rest:
+    (70,553,706,496 - 2,101,346,304 - 1,318,912) x 1 B + (2,101,346,304 + 1,318,912) x 2 B, / 8
+    = (68,451,041,280 + 4,205,330,432) / 8 = 9,082,046,464 B (norms are replicated, not sharded,
+    which adds 1,318,912 x 2 x 7/8 = 2,308,096 B)."""
+    w = weight_bytes_per_chip(load_model("llama-3.1-70b"), Parallelism(tp=8), get_quant("fp8"))
+    assert w == pytest.approx(9_082_046_464 + 2_308_096, rel=1e-6)
+
+
+def test_kv_per_chip():
+    """Llama-3.1-70B, TP8 (one KV head per chip), FP8 KV, batch 64 x 2,304 tokens:
+    64 x 2,304 x 80 layers x 2 x 128 x 1 B = 3,019,898,880 B."""
+    kv = kv_bytes_per_chip(load_model("llama-3.1-70b"), Parallelism(tp=8), get_quant("fp8"),
+                           batch=64, context_len=2304)
+    assert kv == 3_019_898_880
+
+
+def test_does_not_fit_says_why():
+    plan = plan_memory(load_model("llama-3.1-405b"), Parallelism(tp=1), get_quant("bf16"),
+                       load_chip("h100-sxm"), batch=1, context_len=1024, activation_bytes=0.0,
+                       reserve_fraction=0.1)
+    assert not plan.fits
+    assert "HBM3 holds 80.0 GB" in plan.reason
+    assert plan.min_chips >= 12  # 812 GB of weights over 72 GB usable
+
+
+def test_sram_chip_and_streaming_tier():
+    groq = plan_memory(load_model("llama-3-8b"), Parallelism(tp=1), get_quant("fp8"),
+                       load_chip("groq-lpu"), batch=1, context_len=128, activation_bytes=0.0,
+                       reserve_fraction=0.05)
+    assert not groq.fits and groq.min_chips >= 35
+    cs = plan_memory(load_model("llama-3.1-70b"), Parallelism(tp=1), get_quant("bf16"),
+                     load_chip("cerebras-wse3"), batch=1, context_len=1024, activation_bytes=0.0,
+                     reserve_fraction=0.05)
+    assert cs.fits and cs.weights_in == "capacity"  # streamed from MemoryX
