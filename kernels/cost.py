@@ -104,24 +104,28 @@ def collective_time(kind, size, group, d):
 
 
 @njit(cache=True)
-def _matrix_time(kind, i, m, n, k, groups, flops, prec, low_prec, d):
-    peak = d[L.PEAK0 + prec[i]]
-    if kind == ATTN_P or kind == ATTN_D:
-        return flops[i] / (peak * d[L.EFF_ATTN])
-    eff = d[L.EFF_GEMM8] if low_prec[i] else d[L.EFF_GEMM16]
-    util = tile_wave_util(m[i], n[i], k[i], groups[i], d[L.UNITS], d[L.TILE_R], d[L.TILE_C],
-                          d[L.WEIGHT_STATIONARY])
-    return flops[i] / (peak * eff * util)
+def _utils(kind, m, n, k, groups, d):
+    """Tile x wave utilization of every GEMM op on design ``d`` (1 for other ops)."""
+    util = np.ones(kind.shape[0])
+    for i in range(kind.shape[0]):
+        if kind[i] <= GROUPED:
+            util[i] = tile_wave_util(m[i], n[i], k[i], groups[i], d[L.UNITS], d[L.TILE_R],
+                                     d[L.TILE_C], d[L.WEIGHT_STATIONARY])
+    return util
 
 
 @njit(cache=True)
-def _op_cost(i, kind, m, n, k, groups, flops, vflops, prec, low_prec, wbytes, kvbytes, abytes,
-             cbytes, group, kernels, d, out):
-    """Fill ``out[0:N_OUT]`` for op ``i`` on design ``d``."""
+def _op_cost(i, kind, flops, vflops, prec, low_prec, wbytes, kvbytes, abytes, cbytes, group,
+             kernels, util, d, out):
+    """Fill ``out[0:N_OUT]`` for op ``i`` on design ``d``; ``util`` from :func:`_utils`."""
     kd = kind[i]
     t_c = vflops[i] / d[L.VPEAK]
-    if kd <= ATTN_D:
-        t_c += _matrix_time(kd, i, m, n, k, groups, flops, prec, low_prec, d)
+    peak = d[L.PEAK0 + prec[i]]
+    if kd == ATTN_P or kd == ATTN_D:
+        t_c += flops[i] / (peak * d[L.EFF_ATTN])
+    elif kd <= GROUPED:
+        eff = d[L.EFF_GEMM8] if low_prec[i] else d[L.EFF_GEMM16]
+        t_c += flops[i] / (peak * eff * util[i])
     em = d[L.EFF_MEM]
     t_m = (wbytes[i] / (d[L.BW_WEIGHTS] * em) + kvbytes[i] / (d[L.BW_KV] * em)
            + abytes[i] / (d[L.BW_ACT] * em))
@@ -132,7 +136,7 @@ def _op_cost(i, kind, m, n, k, groups, flops, vflops, prec, low_prec, wbytes, kv
     else:
         busy = max(t_c, t_m)
     ovh = kernels[i] * d[L.KERNEL_OVH]
-    e_flop = d[L.E_FLOP16] * d[L.PEAK16] / d[L.PEAK0 + prec[i]]
+    e_flop = d[L.E_FLOP16] * d[L.PEAK16] / peak
     out[L.T_TOTAL] = busy + t_x + ovh
     out[L.T_COMPUTE] = t_c
     out[L.T_MEMORY] = t_m
@@ -149,24 +153,36 @@ def op_costs(kind, m, n, k, groups, flops, vflops, prec, low_prec, wbytes, kvbyt
     """Per-op costs on one design: ``out[n_ops, N_OUT]`` (per instance, before ``count``)."""
     n_ops = kind.shape[0]
     out = np.empty((n_ops, L.N_OUT))
+    util = _utils(kind, m, n, k, groups, d)
     for i in range(n_ops):
-        _op_cost(i, kind, m, n, k, groups, flops, vflops, prec, low_prec, wbytes, kvbytes, abytes,
-                 cbytes, group, kernels, d, out[i])
+        _op_cost(i, kind, flops, vflops, prec, low_prec, wbytes, kvbytes, abytes, cbytes, group,
+                 kernels, util, d, out[i])
     return out
 
 
 @njit(cache=True)
 def stage_totals(kind, m, n, k, groups, flops, vflops, prec, low_prec, wbytes, kvbytes, abytes,
                  cbytes, group, kernels, count, stage, n_stages, designs):
-    """Step totals per pipeline stage for many designs: ``out[n_designs, n_stages, N_OUT]``."""
+    """Step totals per pipeline stage for many designs: ``out[n_designs, n_stages, N_OUT]``.
+
+    Tile/wave utilization depends only on the engine's structure (units, tile, dataflow); it is
+    recomputed only when that changes from one design to the next (sweeps over peaks, bandwidths
+    and links reuse it)."""
     n_d = designs.shape[0]
     out = np.zeros((n_d, n_stages, L.N_OUT))
     buf = np.empty(L.N_OUT)
+    util = np.ones(kind.shape[0])
+    shape = np.full(4, -1.0)
     for j in range(n_d):
         d = designs[j]
+        if (d[L.UNITS] != shape[0] or d[L.TILE_R] != shape[1] or d[L.TILE_C] != shape[2]
+                or d[L.WEIGHT_STATIONARY] != shape[3]):
+            util = _utils(kind, m, n, k, groups, d)
+            shape[0], shape[1], shape[2] = d[L.UNITS], d[L.TILE_R], d[L.TILE_C]
+            shape[3] = d[L.WEIGHT_STATIONARY]
         for i in range(kind.shape[0]):
-            _op_cost(i, kind, m, n, k, groups, flops, vflops, prec, low_prec, wbytes, kvbytes,
-                     abytes, cbytes, group, kernels, d, buf)
+            _op_cost(i, kind, flops, vflops, prec, low_prec, wbytes, kvbytes, abytes, cbytes,
+                     group, kernels, util, d, buf)
             s = stage[i]
             for c in range(L.N_OUT):
                 out[j, s, c] += buf[c] * count[i]
