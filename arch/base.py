@@ -1,11 +1,13 @@
 """The frozen config base, sourced preset values, and one-line error messages.
 
-Every config type derives from :class:`Frozen`: immutable, unknown keys rejected, and any field whose
+Every config type derives from :class:`Frozen`: immutable, unknown keys rejected, and any field
+whose
 name carries a unit suffix (``_bytes_per_s``, ``_w``, ...) accepts a unit string that is parsed and
 checked once, here.
 
 Preset files give every number as a *sourced value*: ``[value, kind, ref]`` (or an inline table
-``{value=..., source=..., ref=...}``) where ``kind`` is one of :data:`SOURCE_KINDS` and ``ref`` a key
+``{value=..., source=..., ref=...}``) where ``kind`` is one of :data:`SOURCE_KINDS` and ``ref`` a
+key
 of the file's ``[refs]`` table or a free-text citation. :func:`split_sources` separates the numbers
 (validated by pydantic) from their provenance (kept beside the object for ``xpusim show``).
 """
@@ -113,8 +115,10 @@ def split_sources(
             sources.update(s)
         return out_list, sources
     if strict and _is_number_like(tree, path):
-        raise ConfigError(f"{path}: number without a source; write [value, kind, ref] "
-                          f"with kind one of {', '.join(SOURCE_KINDS[:5])}")
+        raise ConfigError(
+            f"{path}: number without a source; write [value, kind, ref] "
+            f"with kind one of {', '.join(SOURCE_KINDS[:5])}"
+        )
     return tree, sources
 
 

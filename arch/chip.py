@@ -154,7 +154,8 @@ class Chip(Frozen):
 
 
 class System(Frozen):
-    """``count`` chips on the chip's standard fabric: scale-up inside a domain, scale-out across."""
+    """``count`` chips on the chip's standard fabric: scale-up inside a domain, scale-out
+    across."""
 
     chip: Chip
     count: int = Field(ge=1)

@@ -2,7 +2,8 @@
 
 Each factor is the achievable fraction of a peak (or a fixed cost) for one kernel class:
 
-* ``gemm_16bit`` / ``gemm_8bit``: fraction of the dense matrix peak a large GEMM reaches, after tile
+* ``gemm_16bit`` / ``gemm_8bit``: fraction of the dense matrix peak a large GEMM reaches, after
+  tile
   and wave quantization are accounted for separately (8-bit also covers 6/4-bit).
 * ``attention``: fraction of the matrix peak flash attention reaches.
 * ``memory``: fraction of memory bandwidth a streaming kernel reaches.
@@ -31,7 +32,14 @@ from pydantic import Field
 
 from arch.base import Frozen, SourceKind, load_toml
 
-__all__ = ["EFFICIENCY_DIR", "FACTORS", "Factor", "FamilyEfficiency", "efficiency_for", "prior_for"]
+__all__ = [
+    "EFFICIENCY_DIR",
+    "FACTORS",
+    "Factor",
+    "FamilyEfficiency",
+    "efficiency_for",
+    "prior_for",
+]
 
 EFFICIENCY_DIR = Path(__file__).parent / "presets" / "efficiency"
 
@@ -94,8 +102,12 @@ def efficiency_for(family: str, *, overrides: dict[str, float] | None = None) ->
     """Factors for a chip family: fitted > family prior > default prior (> user overrides)."""
     priors, fitted = _tables()
     merged: dict[str, dict] = {}
-    for layer in (priors.get("default", {}), fitted.get("default", {}),
-                  priors.get(family, {}), fitted.get(family, {})):
+    for layer in (
+        priors.get("default", {}),
+        fitted.get("default", {}),
+        priors.get(family, {}),
+        fitted.get(family, {}),
+    ):
         for name, spec in layer.items():
             merged[name] = spec
     for name, value in (overrides or {}).items():

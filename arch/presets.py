@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -38,7 +38,7 @@ def load_chip_file(path: Path, *, strict: bool = True) -> Chip:
         raise ConfigError(format_validation_error(exc, str(path))) from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_chip(name: str) -> Chip:
     """A preset chip by name, or a path to a chip TOML file."""
     path = Path(name)
@@ -56,7 +56,9 @@ def parse_system(text: str) -> System:
     try:
         n = int(count) if count else 1
     except ValueError:
-        raise ConfigError(f"--system {text!r}: chip count must be an integer, e.g. h100-sxm:8") from None
+        raise ConfigError(
+            f"--system {text!r}: chip count must be an integer, e.g. h100-sxm:8"
+        ) from None
     if n < 1:
         raise ConfigError(f"--system {text!r}: chip count must be >= 1")
     return System(chip=load_chip(name), count=n)

@@ -99,7 +99,8 @@ def _split_unit(unit: str) -> tuple[float, str]:
 def parse_quantity(value: object, field: str = "") -> float:
     """Return ``value`` in SI units for ``field``.
 
-    Numbers pass through unchanged (they are taken as already SI). Strings are ``"<number> <unit>"``;
+    Numbers pass through unchanged (they are taken as already SI). Strings are ``"<number>
+    <unit>"``;
     the unit's dimension must match the field's suffix, e.g. ``"3.35 TB/s"`` for
     ``bandwidth_bytes_per_s``.
     """

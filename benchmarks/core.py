@@ -4,7 +4,8 @@
 
 * ``predict_warm_s``: one warm ``predict`` of Llama-3.1-70B on 8 x H100 (prefill + decode), median.
 * ``design_points_per_s``: the Numba kernel costing a 70B TP8 decode step for N chip design points
-  (peaks, bandwidths and link speeds varied) on one core; ``numpy_reference_points_per_s``: the same
+  (peaks, bandwidths and link speeds varied) on one core; ``numpy_reference_points_per_s``: the
+  same
   formulas vectorized over designs in plain NumPy, in this process; results are checked equal.
 * ``cold_start_s``: ``xpusim predict`` as a fresh process with an empty Numba cache;
   ``cold_start_warm_cache_s``: the same with the cache filled.
@@ -33,14 +34,30 @@ from kernels import layout as L  # noqa: E402
 from kernels.cost import stage_totals  # noqa: E402
 from kernels.pack import pack_design, pack_ops  # noqa: E402
 
-CLI = ["predict", "--system", "h100-sxm:8", "--model", "llama-3.1-70b", "--quant", "fp8",
-       "--tp", "8", "--batch", "64", "--input-len", "2048", "--output-len", "256", "--json"]
+CLI = [
+    "predict",
+    "--system",
+    "h100-sxm:8",
+    "--model",
+    "llama-3.1-70b",
+    "--quant",
+    "fp8",
+    "--tp",
+    "8",
+    "--batch",
+    "64",
+    "--input-len",
+    "2048",
+    "--output-len",
+    "256",
+    "--json",
+]
 
 
 def _designs(base: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     d = np.repeat(base[None, :], n, axis=0)
-    d[:, L.PEAK0:L.PEAK0 + 9] *= rng.uniform(0.5, 2.0, (n, 1))
+    d[:, L.PEAK0 : L.PEAK0 + 9] *= rng.uniform(0.5, 2.0, (n, 1))
     for col in (L.BW_WEIGHTS, L.BW_KV, L.BW_ACT):
         d[:, col] = base[col] * rng.uniform(0.5, 2.0, n)
     d[:, L.UP_BW] *= rng.uniform(0.25, 4.0, n)
@@ -67,7 +84,9 @@ def numpy_reference(packed, d: np.ndarray) -> np.ndarray:
     """Total step time per design: the kernel's formulas for GEMM, attention, elementwise,
     all-reduce and all-gather ops (the kinds in a dense TP decode step on a switch), vectorized
     over designs."""
-    (kind, m, n, k, groups, flops, vflops, prec, low, wb, kvb, ab, cb, group, kernels) = packed.args
+    (kind, m, n, k, groups, flops, vflops, prec, low, wb, kvb, ab, cb, group, kernels) = (
+        packed.args
+    )
     total = np.zeros(len(d))
     em, p = d[:, L.EFF_MEM], d[:, L.ROOFLINE_P]
     for i in range(len(kind)):
@@ -78,8 +97,11 @@ def numpy_reference(packed, d: np.ndarray) -> np.ndarray:
         elif kind[i] <= 1:
             eff = d[:, L.EFF_GEMM8] if low[i] else d[:, L.EFF_GEMM16]
             t_c = t_c + flops[i] / (peak * eff * _numpy_util(m[i], n[i], k[i], groups[i], d))
-        t_m = wb[i] / (d[:, L.BW_WEIGHTS] * em) + kvb[i] / (d[:, L.BW_KV] * em) + ab[i] / (
-            d[:, L.BW_ACT] * em)
+        t_m = (
+            wb[i] / (d[:, L.BW_WEIGHTS] * em)
+            + kvb[i] / (d[:, L.BW_KV] * em)
+            + ab[i] / (d[:, L.BW_ACT] * em)
+        )
         soft = (t_c**p + t_m**p) ** (1.0 / p)
         busy = np.where((t_c > 0) & (t_m > 0) & (p < 50), soft, np.maximum(t_c, t_m))
         t_x = 0.0
@@ -113,12 +135,16 @@ def bench_points(n_points: int) -> dict:
     ref = numpy_reference(packed, designs)
     numpy_s = time.perf_counter() - t0
     np.testing.assert_allclose(out[:, 0, L.T_TOTAL], ref, rtol=1e-9)
-    return {"design_points_per_s": n_points / numba_s, "numpy_reference_points_per_s":
-            n_points / numpy_s, "ops_per_step": len(g), "points": n_points}
+    return {
+        "design_points_per_s": n_points / numba_s,
+        "numpy_reference_points_per_s": n_points / numpy_s,
+        "ops_per_step": len(g),
+        "points": n_points,
+    }
 
 
 def bench_predict(repeats: int = 20) -> dict:
-    args = dict(tp=8, batch=64, input_len=2048, output_len=256)
+    args = {"tp": 8, "batch": 64, "input_len": 2048, "output_len": 256}
     predict("h100-sxm:8", "llama-3.1-70b", "fp8", **args)  # warm: caches, JIT
     times = []
     for _ in range(repeats):
@@ -131,8 +157,13 @@ def bench_predict(repeats: int = 20) -> dict:
 def _cli_seconds(cache_dir: str) -> float:
     env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "explore.cli", *CLI], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "explore.cli", *CLI],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - t0
 
 

@@ -39,6 +39,8 @@ def max_batch(w, *, tpot_slo_s: float | None = None) -> int:
     best = _largest(meets, fits)
     if best == 0:
         t = w.decode(1, ctx, w.plan(1)).total_s
-        raise ConfigError(f"--tpot-slo-ms {tpot_slo_s * 1e3:g}: not met even at batch 1 "
-                          f"(TPOT {t * 1e3:.2f} ms); relax the SLO or add chips")
+        raise ConfigError(
+            f"--tpot-slo-ms {tpot_slo_s * 1e3:g}: not met even at batch 1 "
+            f"(TPOT {t * 1e3:.2f} ms); relax the SLO or add chips"
+        )
     return best if math.isfinite(best) else fits

@@ -1,7 +1,8 @@
 """Turn rows of ``shared/validation/measurements.csv`` into predictions.
 
 Each expressible row becomes a :class:`Case`: the chip family it calibrates or validates, its class
-(``microbenchmark``, ``end_to_end`` or ``api`` — public endpoints, a band not a point), the measured
+(``microbenchmark``, ``end_to_end`` or ``api`` — public endpoints, a band not a point), the
+measured
 value, and a function that predicts the same metric from a set of efficiency overrides, through the
 product's own code paths (one-op graphs for microbenchmarks, ``predict`` for end-to-end rows).
 Rows that cannot be expressed are returned with the reason.
@@ -69,19 +70,38 @@ def load_rows(path: Path) -> list[dict[str, str]]:
 
 # -- mapping of the free-text columns -----------------------------------------------------------
 _CHIPS = [  # first match wins: more specific names first
-    (r"GH200", "gh200"), (r"GB200", "gb200-nvl72"), (r"H800", "h800"), (r"H200", "h200"),
-    (r"H100", "h100-sxm"), (r"B200", "b200"), (r"A100", "a100-80gb"), (r"L40S", "l40s"),
-    (r"MI300X", "mi300x"), (r"MI325X", "mi325x"), (r"MI355X", "mi355x"),
-    (r"Gaudi ?2", "gaudi2"), (r"Gaudi ?3", "gaudi3"), (r"TPU v5e", "tpu-v5e"),
-    (r"TPU v5p", "tpu-v5p"), (r"TPU v6e", "tpu-v6e"), (r"Groq", "groq-lpu"),
-    (r"WSE-3", "cerebras-wse3"), (r"SN40L", "sambanova-sn40l"),
+    (r"GH200", "gh200"),
+    (r"GB200", "gb200-nvl72"),
+    (r"H800", "h800"),
+    (r"H200", "h200"),
+    (r"H100", "h100-sxm"),
+    (r"B200", "b200"),
+    (r"A100", "a100-80gb"),
+    (r"L40S", "l40s"),
+    (r"MI300X", "mi300x"),
+    (r"MI325X", "mi325x"),
+    (r"MI355X", "mi355x"),
+    (r"Gaudi ?2", "gaudi2"),
+    (r"Gaudi ?3", "gaudi3"),
+    (r"TPU v5e", "tpu-v5e"),
+    (r"TPU v5p", "tpu-v5p"),
+    (r"TPU v6e", "tpu-v6e"),
+    (r"Groq", "groq-lpu"),
+    (r"WSE-3", "cerebras-wse3"),
+    (r"SN40L", "sambanova-sn40l"),
 ]
 _MODELS = [
-    (r"Llama-3\.1-405B", "llama-3.1-405b"), (r"Llama-3\.3-70B", "llama-3.3-70b"),
-    (r"Llama-3\.1-70B", "llama-3.1-70b"), (r"Llama-3\.1-8B", "llama-3.1-8b"),
-    (r"Meta-Llama-3-70B", "llama-3-70b"), (r"Meta-Llama-3-8B", "llama-3-8b"),
-    (r"Llama-2-70B|LLaMA-70B", "llama-2-70b"), (r"LLaMA-7B", "llama-2-7b"),
-    (r"GPT-J", "gpt-j-6b"), (r"Mixtral", "mixtral-8x7b"), (r"GPT-3 175B", "gpt3-175b"),
+    (r"Llama-3\.1-405B", "llama-3.1-405b"),
+    (r"Llama-3\.3-70B", "llama-3.3-70b"),
+    (r"Llama-3\.1-70B", "llama-3.1-70b"),
+    (r"Llama-3\.1-8B", "llama-3.1-8b"),
+    (r"Meta-Llama-3-70B", "llama-3-70b"),
+    (r"Meta-Llama-3-8B", "llama-3-8b"),
+    (r"Llama-2-70B|LLaMA-70B", "llama-2-70b"),
+    (r"LLaMA-7B", "llama-2-7b"),
+    (r"GPT-J", "gpt-j-6b"),
+    (r"Mixtral", "mixtral-8x7b"),
+    (r"GPT-3 175B", "gpt3-175b"),
 ]
 
 
@@ -118,9 +138,19 @@ def _gemm_seconds(chip: str, m: float, n: float, k: float, prec: str, ov: Overri
     c = load_chip(chip)
     p = resolve_precision(c, prec)
     bpe = {"fp8": 1.0, "int8": 1.0}.get(p, 2.0)
-    g = single_op("gemm", OpKind.GEMM, m=m, n=n, k=k, groups=1, precision=precision_code(p),
-                  flops=2 * m * n * k, weight_bytes=k * n * bpe,
-                  act_bytes=m * k * bpe + m * n * 2.0, kernels=1.0)
+    g = single_op(
+        "gemm",
+        OpKind.GEMM,
+        m=m,
+        n=n,
+        k=k,
+        groups=1,
+        precision=precision_code(p),
+        flops=2 * m * n * k,
+        weight_bytes=k * n * bpe,
+        act_bytes=m * k * bpe + m * n * 2.0,
+        kernels=1.0,
+    )
     return analytic_step(g, _system(chip), _eff(c.family, ov)).total_s
 
 
@@ -186,11 +216,18 @@ def _link_case(row, chip: str) -> Case | str:
     def pred(ov: Overrides) -> float:
         d = pack_design(_system(chip, n), _eff(c.family, ov))
         bytes_moved = size * ((n - 1) / n if kind == OpKind.ALLTOALL else 1.0)
-        return bytes_moved / collective_time(kind, size, n if kind == OpKind.ALLTOALL else 2,
-                                             d) / 1e9
+        return (
+            bytes_moved / collective_time(kind, size, n if kind == OpKind.ALLTOALL else 2, d) / 1e9
+        )
 
-    return _case(row, chip, c.family, "microbenchmark", pred,
-                 "all-to-all dispatch" if kind == OpKind.ALLTOALL else "NVLink P2P 1 GiB")
+    return _case(
+        row,
+        chip,
+        c.family,
+        "microbenchmark",
+        pred,
+        "all-to-all dispatch" if kind == OpKind.ALLTOALL else "NVLink P2P 1 GiB",
+    )
 
 
 def _attention_case(row, chip: str) -> Case | str:
@@ -225,9 +262,18 @@ def _hbm_case(row, chip: str) -> Case | str:
 
 
 def _case(row, chip, fam, cls, pred, describe, assumption: str = "") -> Case:
-    return Case(id=row["id"], family=fam, chip=chip, metric=row["metric"], cls=cls,
-                measured=float(row["value"]), unit=row["unit"], describe=describe, predict=pred,
-                assumption=assumption)
+    return Case(
+        id=row["id"],
+        family=fam,
+        chip=chip,
+        metric=row["metric"],
+        cls=cls,
+        measured=float(row["value"]),
+        unit=row["unit"],
+        describe=describe,
+        predict=pred,
+        assumption=assumption,
+    )
 
 
 # -- end-to-end predictors -----------------------------------------------------------------------
@@ -243,8 +289,20 @@ def _int(text: str) -> int | None:
     return int(hit.group(1)) if hit else None
 
 
-def _predict_case(row, chip: str, model: str, *, metric_of, cls: str, batch, tp: int, n: int,
-                  describe: str, assumption: str = "", pp: int = 1) -> Case:
+def _predict_case(
+    row,
+    chip: str,
+    model: str,
+    *,
+    metric_of,
+    cls: str,
+    batch,
+    tp: int,
+    n: int,
+    describe: str,
+    assumption: str = "",
+    pp: int = 1,
+) -> Case:
     from explore.predict import predict
 
     fam = load_chip(chip).family
@@ -252,8 +310,18 @@ def _predict_case(row, chip: str, model: str, *, metric_of, cls: str, batch, tp:
     inp, out = _int(row["input_len"]) or 0, _int(row["output_len"]) or 0
 
     def pred(ov: Overrides) -> float:
-        r = predict(f"{chip}:{n}", model, quant, tp=tp, pp=pp, dp=n // (tp * pp), batch=batch,
-                    input_len=inp, output_len=max(out, 1), efficiency_overrides=ov.get(fam))
+        r = predict(
+            f"{chip}:{n}",
+            model,
+            quant,
+            tp=tp,
+            pp=pp,
+            dp=n // (tp * pp),
+            batch=batch,
+            input_len=inp,
+            output_len=max(out, 1),
+            efficiency_overrides=ov.get(fam),
+        )
         if not r.fits:
             raise ConfigError(f"{row['id']}: prediction does not fit: {r.memory.reason}")
         return metric_of(r)
@@ -272,26 +340,70 @@ def _e2e_case(row, chip: str, model: str) -> Case | str:
     fixed = _int(batch_text)
     desc = f"{model} {row['precision'][:12]} TP{tp} x{n // tp} in{inp}/out{out}"
     if metric == "ttft_ms":
-        return _predict_case(row, chip, model, metric_of=lambda r: r.ttft_s * 1e3,
-                             cls="end_to_end", batch=1, tp=tp, n=n, describe=desc + " b1 TTFT")
+        return _predict_case(
+            row,
+            chip,
+            model,
+            metric_of=lambda r: r.ttft_s * 1e3,
+            cls="end_to_end",
+            batch=1,
+            tp=tp,
+            n=n,
+            describe=desc + " b1 TTFT",
+        )
     if metric == "e2e_latency_s":
-        return _predict_case(row, chip, model, metric_of=lambda r: r.e2e_s, cls="end_to_end",
-                             batch=fixed, tp=tp, n=n, describe=desc + f" b{fixed} static e2e")
+        return _predict_case(
+            row,
+            chip,
+            model,
+            metric_of=lambda r: r.e2e_s,
+            cls="end_to_end",
+            batch=fixed,
+            tp=tp,
+            n=n,
+            describe=desc + f" b{fixed} static e2e",
+        )
     if metric == "accelerator_power_w_avg":
-        return _predict_case(row, chip, model, metric_of=lambda r: r.power_w, cls="end_to_end",
-                             batch=fixed, tp=tp, n=n, describe=desc + " board power")
+        return _predict_case(
+            row,
+            chip,
+            model,
+            metric_of=lambda r: r.power_w,
+            cls="end_to_end",
+            batch=fixed,
+            tp=tp,
+            n=n,
+            describe=desc + " board power",
+        )
     if metric == "throughput_output_tokens_per_s":
         per_gpu = "/GPU" in row["unit"]
         if fixed:  # static-batch peak-throughput table
             return _predict_case(
-                row, chip, model, cls="end_to_end", batch=fixed, tp=tp, n=n,
-                metric_of=lambda r: r.output_tokens_per_s_per_chip if per_gpu
-                else r.output_tokens_per_s, describe=desc + f" b{fixed} static throughput")
+                row,
+                chip,
+                model,
+                cls="end_to_end",
+                batch=fixed,
+                tp=tp,
+                n=n,
+                metric_of=lambda r: (
+                    r.output_tokens_per_s_per_chip if per_gpu else r.output_tokens_per_s
+                ),
+                describe=desc + f" b{fixed} static throughput",
+            )
         return _predict_case(
-            row, chip, model, cls="end_to_end", batch="max", tp=tp, n=n,
-            metric_of=lambda r: r.output_tokens_per_s, describe=desc + " max-batch throughput",
+            row,
+            chip,
+            model,
+            cls="end_to_end",
+            batch="max",
+            tp=tp,
+            n=n,
+            metric_of=lambda r: r.output_tokens_per_s,
+            describe=desc + " max-batch throughput",
             assumption="in-flight batching at infinite load approximated by the largest static "
-                       "batch that fits; value read as total output tokens/s of the n chips")
+            "batch that fits; value read as total output tokens/s of the n chips",
+        )
     return f"metric {metric} not expressible yet"
 
 
@@ -328,8 +440,10 @@ def _smallest_pp(model: str, chip: str, quant: str, *, tp: int) -> int:
     raise ConfigError(f"{model} does not fit on up to {tp * 256} {chip} chips")
 
 
-_API_NOTE = ("public endpoint: chip count, batch and load not disclosed; predicted at batch 1 on "
-             "the smallest deployment assumed below; compare as a band")
+_API_NOTE = (
+    "public endpoint: chip count, batch and load not disclosed; predicted at batch 1 on "
+    "the smallest deployment assumed below; compare as a band"
+)
 
 
 def _api_case(row, chip: str, model: str) -> Case | str:
@@ -348,10 +462,19 @@ def _api_case(row, chip: str, model: str) -> Case | str:
     else:
         return "deployment size unknown"
     fake = {**row, "input_len": "1000", "output_len": "200"}
-    return _predict_case(fake, chip, model, metric_of=lambda r: r.tokens_per_s_per_user,
-                         cls="api", batch=1, tp=tp, n=n, pp=pp,
-                         describe=f"{model} b1 per-user decode, {note}",
-                         assumption=_API_NOTE + f"; {note}; lengths 1000/200 assumed")
+    return _predict_case(
+        fake,
+        chip,
+        model,
+        metric_of=lambda r: r.tokens_per_s_per_user,
+        cls="api",
+        batch=1,
+        tp=tp,
+        n=n,
+        pp=pp,
+        describe=f"{model} b1 per-user decode, {note}",
+        assumption=_API_NOTE + f"; {note}; lengths 1000/200 assumed",
+    )
 
 
 _MICRO = {

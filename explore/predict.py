@@ -4,6 +4,10 @@ TTFT is the prefill step of the whole batch (its LM head emits the first token).
 decode step over the output, integrated with Simpson's rule over the growing context (exact for
 the linear parts of the cost). ``e2e_s = TTFT + (output_len - 1) x TPOT``. ``--batch`` counts
 sequences per replica; the system runs ``dp`` replicas.
+
+Activation memory is the peak of one prefill *chunk*: engines prefill at most a token budget at a
+time (``prefill_chunk_tokens``, default 8,192 — an assumption in the range of common engine
+defaults, e.g. TensorRT-LLM's max_num_tokens), so activations do not grow with the whole batch.
 """
 
 from __future__ import annotations
@@ -42,26 +46,49 @@ class Workload:
     output_len: int
     eff: FamilyEfficiency
     routing_skew: float = 0.0
+    prefill_chunk_tokens: int = 8192
 
     def graph(self, phase: str, batch: int, seq: int, context: int):
-        return build_graph(self.model, phase=phase, batch=batch, seq_len=seq, context_len=context,
-                           parallelism=self.par, quant=self.quant, routing_skew=self.routing_skew)
+        return build_graph(
+            self.model,
+            phase=phase,
+            batch=batch,
+            seq_len=seq,
+            context_len=context,
+            parallelism=self.par,
+            quant=self.quant,
+            routing_skew=self.routing_skew,
+        )
 
     def plan(self, batch: int) -> MemoryPlan:
         prefill = self.graph("prefill", batch, self.input_len, 0)
-        act = float(prefill.act_bytes.max()) if len(prefill) else 0.0
-        return plan_memory(self.model, self.par, self.quant, self.system.chip, batch=batch,
-                           context_len=self.input_len + self.output_len, activation_bytes=act,
-                           reserve_fraction=self.eff.value("memory_reserve_fraction"))
+        tokens = batch * self.input_len
+        act = float(prefill.act_bytes.max()) * min(1.0, self.prefill_chunk_tokens / tokens)
+        return plan_memory(
+            self.model,
+            self.par,
+            self.quant,
+            self.system.chip,
+            batch=batch,
+            context_len=self.input_len + self.output_len,
+            activation_bytes=act,
+            reserve_fraction=self.eff.value("memory_reserve_fraction"),
+        )
 
     def prefill(self, batch: int, plan: MemoryPlan) -> StepTiming:
-        return analytic_step(self.graph("prefill", batch, self.input_len, 0), self.system,
-                             self.eff, plan)
+        return analytic_step(
+            self.graph("prefill", batch, self.input_len, 0), self.system, self.eff, plan
+        )
 
     def decode(self, batch: int, context: int, plan: MemoryPlan) -> StepTiming:
         micro = math.ceil(batch / self.par.pp)
-        return analytic_step(self.graph("decode", micro, 1, context), self.system, self.eff, plan,
-                             microbatches=min(self.par.pp, batch))
+        return analytic_step(
+            self.graph("decode", micro, 1, context),
+            self.system,
+            self.eff,
+            plan,
+            microbatches=min(self.par.pp, batch),
+        )
 
 
 @dataclass(frozen=True)
@@ -103,9 +130,13 @@ class Result:
             "fits": self.fits,
             "fit_reason": m.reason,
             "min_chips": m.min_chips or None,
-            "memory_per_chip_bytes": {"weights": m.weights, "kv_cache": m.kv_cache,
-                                      "activations": m.activations, "reserve": m.reserve,
-                                      "capacity": m.capacity},
+            "memory_per_chip_bytes": {
+                "weights": m.weights,
+                "kv_cache": m.kv_cache,
+                "activations": m.activations,
+                "reserve": m.reserve,
+                "capacity": m.capacity,
+            },
             "weights_in": m.weights_level,
             "bound": self.bound,
             "bound_shares": self.bound_shares,
@@ -125,21 +156,32 @@ def _simpson(f, a: int, b: int) -> float:
     return (f(a) + 4.0 * f((a + b) // 2) + f(b)) / 6.0
 
 
-def _resolve(system, model, quant, tp, pp, ep, dp, input_len, output_len, routing_skew,
-             efficiency_overrides) -> Workload:
+def _resolve(
+    system, model, quant, tp, pp, ep, dp, input_len, output_len, routing_skew, efficiency_overrides
+) -> Workload:
     system = parse_system(system) if isinstance(system, str) else system
     model = load_model(model) if isinstance(model, str) else model
     quant = get_quant(quant) if isinstance(quant, str) else quant
     if input_len < 1 or output_len < 1:
         raise ConfigError("--input-len and --output-len must be >= 1")
     if input_len + output_len - 1 > model.max_context:  # the last token is never cached
-        raise ConfigError(f"input+output = {input_len + output_len} tokens exceeds {model.name}'s "
-                          f"context of {model.max_context}; shorten --input-len/--output-len")
+        raise ConfigError(
+            f"input+output = {input_len + output_len} tokens exceeds {model.name}'s "
+            f"context of {model.max_context}; shorten --input-len/--output-len"
+        )
     par = Parallelism(tp=tp, pp=pp, ep=ep, dp=dp)
     par.validate_for(model, system.count)
     eff = efficiency_for(system.chip.family, overrides=efficiency_overrides)
-    return Workload(system=system, model=model, quant=quant, par=par, input_len=input_len,
-                    output_len=output_len, eff=eff, routing_skew=routing_skew)
+    return Workload(
+        system=system,
+        model=model,
+        quant=quant,
+        par=par,
+        input_len=input_len,
+        output_len=output_len,
+        eff=eff,
+        routing_skew=routing_skew,
+    )
 
 
 def predict(
@@ -162,8 +204,19 @@ def predict(
 
     ``batch="max"``: the largest batch that fits (and, with ``tpot_slo_s``, meets that TPOT).
     """
-    w = _resolve(system, model, quant, tp, pp, ep, dp, input_len, output_len, routing_skew,
-                 efficiency_overrides)
+    w = _resolve(
+        system,
+        model,
+        quant,
+        tp,
+        pp,
+        ep,
+        dp,
+        input_len,
+        output_len,
+        routing_skew,
+        efficiency_overrides,
+    )
     if batch == "max":
         from explore.batching import max_batch  # local: keeps import order one-way
 
@@ -178,8 +231,13 @@ def predict(
 def evaluate(w: Workload, batch: int) -> Result:
     """Cost one batch size on a resolved workload."""
     plan = w.plan(batch)
-    common = {"batch": batch, "memory": plan, "config": _config(w, batch),
-              "efficiency": _efficiency(w), "notes": tuple(_notes(w, plan))}
+    common = {
+        "batch": batch,
+        "memory": plan,
+        "config": _config(w, batch),
+        "efficiency": _efficiency(w),
+        "notes": tuple(_notes(w, plan)),
+    }
     if not plan.fits:
         return Result(fits=False, **common)
     pre = w.prefill(batch, plan)
@@ -204,22 +262,33 @@ def evaluate(w: Workload, batch: int) -> Result:
     mid = step((ctx0 + ctx1) // 2)
     per_replica = tokens / e2e
     return Result(
-        fits=True, ttft_s=pre.total_s, tpot_s=tpot, e2e_s=e2e,
+        fits=True,
+        ttft_s=pre.total_s,
+        tpot_s=tpot,
+        e2e_s=e2e,
         output_tokens_per_s=per_replica * w.par.dp,
         output_tokens_per_s_per_chip=per_replica / chips,
         power_w=min((dynamic + idle) / (chips * e2e), chip.tdp_w),
         energy_j_per_token=(dynamic + idle) / tokens,
         bound={"prefill": pre.bound, "decode": mid.bound},
         bound_shares={"prefill": pre.shares, "decode": mid.shares},
-        prefill_step=pre, decode_step=mid, **common,
+        prefill_step=pre,
+        decode_step=mid,
+        **common,
     )
 
 
 def _config(w: Workload, batch: int) -> dict[str, Any]:
-    return {"system": w.system.name, "model": w.model.name, "quant": w.quant.model_dump(),
-            "parallelism": w.par.model_dump(), "input_len": w.input_len,
-            "output_len": w.output_len, "batch_per_replica": batch,
-            "gemm_precision": resolve_precision(w.system.chip, w.quant.gemm_precision)}
+    return {
+        "system": w.system.name,
+        "model": w.model.name,
+        "quant": w.quant.model_dump(),
+        "parallelism": w.par.model_dump(),
+        "input_len": w.input_len,
+        "output_len": w.output_len,
+        "batch_per_replica": batch,
+        "gemm_precision": resolve_precision(w.system.chip, w.quant.gemm_precision),
+    }
 
 
 def _efficiency(w: Workload) -> dict[str, Any]:
@@ -232,11 +301,15 @@ def _notes(w: Workload, plan: MemoryPlan) -> list[str]:
     want = w.quant.gemm_precision
     got = resolve_precision(chip, want)
     if got != want:
-        notes.append(f"{chip.name} has no {want} matrix support: GEMMs run at {got} "
-                     f"(weights stay {w.quant.weights} in memory)")
+        notes.append(
+            f"{chip.name} has no {want} matrix support: GEMMs run at {got} "
+            f"(weights stay {w.quant.weights} in memory)"
+        )
     if not w.eff.calibrated:
-        notes.append(f"EXTRAPOLATED: no measured data calibrates the {chip.family} family; "
-                     "efficiency factors are priors")
+        notes.append(
+            f"EXTRAPOLATED: no measured data calibrates the {chip.family} family; "
+            "efficiency factors are priors"
+        )
     else:
         priors = [f for f, v in w.eff.provenance().items() if v["source"] != "fitted"]
         if priors:

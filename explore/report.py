@@ -34,13 +34,17 @@ def print_predict(r: Result, console: Console | None = None) -> None:
     con = console or _console()
     cfg = r.config
     par = cfg["parallelism"]
-    con.print(f"[bold]{cfg['model']}[/] on [bold]{cfg['system']}[/]  quant {cfg['quant']['name']}"
-              f" (GEMMs at {cfg['gemm_precision']})  TP{par['tp']} PP{par['pp']} EP{par['ep']} "
-              f"DP{par['dp']}  batch {r.batch}/replica  in {cfg['input_len']} out "
-              f"{cfg['output_len']}")
+    con.print(
+        f"[bold]{cfg['model']}[/] on [bold]{cfg['system']}[/]  quant {cfg['quant']['name']}"
+        f" (GEMMs at {cfg['gemm_precision']})  TP{par['tp']} PP{par['pp']} EP{par['ep']} "
+        f"DP{par['dp']}  batch {r.batch}/replica  in {cfg['input_len']} out "
+        f"{cfg['output_len']}"
+    )
     if not r.fits:
-        con.print(f"[bold red]DOES NOT FIT[/]: {r.memory.reason}"
-                  + (f"; needs >= {r.memory.min_chips} chips" if r.memory.min_chips else ""))
+        con.print(
+            f"[bold red]DOES NOT FIT[/]: {r.memory.reason}"
+            + (f"; needs >= {r.memory.min_chips} chips" if r.memory.min_chips else "")
+        )
     _print_memory(con, r)
     if r.fits:
         _print_perf(con, r)
@@ -73,8 +77,13 @@ def _print_memory(con: Console, r: Result) -> None:
     for col in ("weights", "KV cache", "activations", "reserve", "total", "capacity", "fits"):
         t.add_column(col, justify="right")
     total = m.weights + m.kv_cache + m.activations + m.reserve
-    t.add_row(*(f"{x / GB:,.2f} GB" for x in (m.weights, m.kv_cache, m.activations, m.reserve,
-                                              total, m.capacity)), "yes" if m.fits else "NO")
+    t.add_row(
+        *(
+            f"{x / GB:,.2f} GB"
+            for x in (m.weights, m.kv_cache, m.activations, m.reserve, total, m.capacity)
+        ),
+        "yes" if m.fits else "NO",
+    )
     con.print(t)
 
 
@@ -85,8 +94,14 @@ def _print_bounds(con: Console, r: Result) -> None:
         t.add_column(b, justify="right")
     t.add_column("bound")
     for phase, shares in r.bound_shares.items():
-        t.add_row(phase, *(f"{100 * shares[b]:.0f} %" for b in
-                           ("compute", "memory", "interconnect", "overhead")), r.bound[phase])
+        t.add_row(
+            phase,
+            *(
+                f"{100 * shares[b]:.0f} %"
+                for b in ("compute", "memory", "interconnect", "overhead")
+            ),
+            r.bound[phase],
+        )
     con.print(t)
 
 
@@ -108,40 +123,83 @@ def print_presets(*, as_json: bool = False) -> None:
     chips = [load_chip(n) for n in chip_names()]
     models = [load_model(n) for n in model_names()]
     if as_json:
-        print(json.dumps({
-            "chips": {c.name: {"family": c.family, "bf16_flops_per_s": c.matrix.peak("bf16"),
-                               "memory_bytes": c.main_memory.capacity_bytes,
-                               "memory_bytes_per_s": c.main_memory.bandwidth_bytes_per_s,
-                               "tdp_w": c.tdp_w, "domain_chips": c.scale_up.domain_chips}
-                      for c in chips},
-            "models": {m.name: {"params": m.total_params(), "layers": m.num_layers,
-                                "hidden": m.hidden_size} for m in models},
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "chips": {
+                        c.name: {
+                            "family": c.family,
+                            "bf16_flops_per_s": c.matrix.peak("bf16"),
+                            "memory_bytes": c.main_memory.capacity_bytes,
+                            "memory_bytes_per_s": c.main_memory.bandwidth_bytes_per_s,
+                            "tdp_w": c.tdp_w,
+                            "domain_chips": c.scale_up.domain_chips,
+                        }
+                        for c in chips
+                    },
+                    "models": {
+                        m.name: {
+                            "params": m.total_params(),
+                            "layers": m.num_layers,
+                            "hidden": m.hidden_size,
+                        }
+                        for m in models
+                    },
+                },
+                indent=2,
+            )
+        )
         return
     con = _console()
     t = Table(title="Chips (CHIP:N = N chips on the chip's standard fabric)")
-    for col in ("name", "family", "16-bit dense", "8-bit", "4-bit", "main memory", "bandwidth",
-                "scale-up (per dir)", "domain", "TDP"):
+    for col in (
+        "name",
+        "family",
+        "16-bit dense",
+        "8-bit",
+        "4-bit",
+        "main memory",
+        "bandwidth",
+        "scale-up (per dir)",
+        "domain",
+        "TDP",
+    ):
         t.add_column(col)
     for c in chips:
         m = c.main_memory
-        t.add_row(c.name, c.family, _pf(c.matrix.peak("bf16") or c.matrix.peak("fp16")),
-                  _pf(c.matrix.peak("fp8") or c.matrix.peak("int8")), _pf(c.matrix.peak("fp4")),
-                  f"{m.capacity_bytes / GB:,.2f} GB {m.kind}", f"{m.bandwidth_bytes_per_s / 1e12:,.2f} TB/s",
-                  f"{c.scale_up.bandwidth_bytes_per_s / GB:,.0f} GB/s {c.scale_up.topology}",
-                  str(c.scale_up.domain_chips), f"{c.tdp_w:,.0f} W")
+        t.add_row(
+            c.name,
+            c.family,
+            _pf(c.matrix.peak("bf16") or c.matrix.peak("fp16")),
+            _pf(c.matrix.peak("fp8") or c.matrix.peak("int8")),
+            _pf(c.matrix.peak("fp4")),
+            f"{m.capacity_bytes / GB:,.2f} GB {m.kind}",
+            f"{m.bandwidth_bytes_per_s / 1e12:,.2f} TB/s",
+            f"{c.scale_up.bandwidth_bytes_per_s / GB:,.0f} GB/s {c.scale_up.topology}",
+            str(c.scale_up.domain_chips),
+            f"{c.tdp_w:,.0f} W",
+        )
     con.print(t)
     t = Table(title="Models")
     for col in ("name", "params", "active", "layers", "hidden", "attention", "experts"):
         t.add_column(col)
     for m in models:
         a = m.attention
-        attn = (f"MLA r={a.kv_lora_rank}" if a.kind == "mla"
-                else f"{a.num_heads}q/{a.num_kv_heads}kv x {a.head_dim}")
+        attn = (
+            f"MLA r={a.kv_lora_rank}"
+            if a.kind == "mla"
+            else f"{a.num_heads}q/{a.num_kv_heads}kv x {a.head_dim}"
+        )
         moe = f"{m.moe.num_experts} top-{m.moe.top_k}" if m.moe else "-"
-        t.add_row(m.name, f"{m.total_params() / 1e9:,.2f} B",
-                  f"{m.total_params(active=True) / 1e9:,.2f} B", str(m.num_layers),
-                  str(m.hidden_size), attn, moe)
+        t.add_row(
+            m.name,
+            f"{m.total_params() / 1e9:,.2f} B",
+            f"{m.total_params(active=True) / 1e9:,.2f} B",
+            str(m.num_layers),
+            str(m.hidden_size),
+            attn,
+            moe,
+        )
     con.print(t)
 
 
@@ -157,8 +215,10 @@ def print_show(name: str, *, as_json: bool = False) -> None:
     elif name in model_names():
         obj = load_model(name)
     else:
-        raise ConfigError(f"unknown preset {name!r}; known chips: {', '.join(chip_names())}; "
-                          f"models: {', '.join(model_names())}")
+        raise ConfigError(
+            f"unknown preset {name!r}; known chips: {', '.join(chip_names())}; "
+            f"models: {', '.join(model_names())}"
+        )
     data = obj.model_dump(exclude={"sources"})
     sources = {k: v.model_dump() for k, v in obj.sources.items()}
     if as_json:

@@ -90,17 +90,34 @@ def run_validate(measurements: Path | None, *, as_json: bool, csv_path: Path | N
     if csv_path:
         _write_csv(results, csv_path)
     if as_json:
-        print(json.dumps({
-            "rows": [{"id": r.case.id, "family": r.case.family, "class": r.case.cls,
-                      "metric": r.case.metric, "measured": r.case.measured,
-                      "predicted": r.predicted, "pct_error": r.pct_error,
-                      "describe": r.case.describe, "assumption": r.case.assumption,
-                      "error": r.error} for r in results],
-            "summary": {"by_class": [s.__dict__ for s in by_class],
+        print(
+            json.dumps(
+                {
+                    "rows": [
+                        {
+                            "id": r.case.id,
+                            "family": r.case.family,
+                            "class": r.case.cls,
+                            "metric": r.case.metric,
+                            "measured": r.case.measured,
+                            "predicted": r.predicted,
+                            "pct_error": r.pct_error,
+                            "describe": r.case.describe,
+                            "assumption": r.case.assumption,
+                            "error": r.error,
+                        }
+                        for r in results
+                    ],
+                    "summary": {
+                        "by_class": [s.__dict__ for s in by_class],
                         "by_family": [s.__dict__ for s in by_family],
-                        "by_metric": [s.__dict__ for s in by_metric]},
-            "unexpressed": [s.__dict__ for s in skipped],
-        }, indent=2))
+                        "by_metric": [s.__dict__ for s in by_metric],
+                    },
+                    "unexpressed": [s.__dict__ for s in skipped],
+                },
+                indent=2,
+            )
+        )
         return 0
     _print(results, skipped, by_class, by_family, by_metric)
     return 0
@@ -109,15 +126,25 @@ def run_validate(measurements: Path | None, *, as_json: bool, csv_path: Path | N
 def _write_csv(results: list[RowResult], path: Path) -> None:
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["id", "family", "class", "metric", "measured", "predicted", "pct_error",
-                    "describe"])
+        w.writerow(
+            ["id", "family", "class", "metric", "measured", "predicted", "pct_error", "describe"]
+        )
         for r in results:
-            w.writerow([r.case.id, r.case.family, r.case.cls, r.case.metric, r.case.measured,
-                        r.predicted, r.pct_error, r.case.describe])
+            w.writerow(
+                [
+                    r.case.id,
+                    r.case.family,
+                    r.case.cls,
+                    r.case.metric,
+                    r.case.measured,
+                    r.predicted,
+                    r.pct_error,
+                    r.case.describe,
+                ]
+            )
 
 
 def _print(results, skipped, by_class, by_family, by_metric) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from explore.report import _console
@@ -129,11 +156,22 @@ def _print(results, skipped, by_class, by_family, by_metric) -> None:
     for r in results:
         err = "n/a: " + r.error if r.pct_error is None else f"{r.pct_error:+.1f} %"
         pred = "-" if r.predicted is None else f"{r.predicted:,.4g}"
-        t.add_row(r.case.id, r.case.cls, r.case.family, r.case.metric,
-                  f"{r.case.measured:,.4g}", pred, err, r.case.describe)
+        t.add_row(
+            r.case.id,
+            r.case.cls,
+            r.case.family,
+            r.case.metric,
+            f"{r.case.measured:,.4g}",
+            pred,
+            err,
+            r.case.describe,
+        )
     con.print(t)
-    for title, rows in (("by class", by_class), ("by class/family", by_family),
-                        ("by metric", by_metric)):
+    for title, rows in (
+        ("by class", by_class),
+        ("by class/family", by_family),
+        ("by metric", by_metric),
+    ):
         s = Table(title=f"Absolute percentage error {title}")
         for col in ("group", "rows", "median APE", "mean APE"):
             s.add_column(col)

@@ -10,7 +10,8 @@ Model, per op:
 * the two overlap as ``(t_c^p + t_m^p)^(1/p)`` (p -> inf is the hard roofline);
 * collectives: alpha-beta per algorithm (ring, direct one/two-shot, in-network reduction), the
   fastest available one for the topology;
-* every kernel pays a fixed ``kernel_overhead_s`` (launch and tail; 0 on statically scheduled chips).
+* every kernel pays a fixed ``kernel_overhead_s`` (launch and tail; 0 on statically scheduled
+  chips).
 
 Energy: FLOPs x J/FLOP at the op's precision + bytes x J/B of their level + link bytes x J/B.
 Everything is arrays in, arrays out; constants come in the design vector, not globals.
@@ -109,14 +110,37 @@ def _utils(kind, m, n, k, groups, d):
     util = np.ones(kind.shape[0])
     for i in range(kind.shape[0]):
         if kind[i] <= GROUPED:
-            util[i] = tile_wave_util(m[i], n[i], k[i], groups[i], d[L.UNITS], d[L.TILE_R],
-                                     d[L.TILE_C], d[L.WEIGHT_STATIONARY])
+            util[i] = tile_wave_util(
+                m[i],
+                n[i],
+                k[i],
+                groups[i],
+                d[L.UNITS],
+                d[L.TILE_R],
+                d[L.TILE_C],
+                d[L.WEIGHT_STATIONARY],
+            )
     return util
 
 
 @njit(cache=True)
-def _op_cost(i, kind, flops, vflops, prec, low_prec, wbytes, kvbytes, abytes, cbytes, group,
-             kernels, util, d, out):
+def _op_cost(
+    i,
+    kind,
+    flops,
+    vflops,
+    prec,
+    low_prec,
+    wbytes,
+    kvbytes,
+    abytes,
+    cbytes,
+    group,
+    kernels,
+    util,
+    d,
+    out,
+):
     """Fill ``out[0:N_OUT]`` for op ``i`` on design ``d``; ``util`` from :func:`_utils`."""
     kd = kind[i]
     t_c = vflops[i] / d[L.VPEAK]
@@ -127,8 +151,11 @@ def _op_cost(i, kind, flops, vflops, prec, low_prec, wbytes, kvbytes, abytes, cb
         eff = d[L.EFF_GEMM8] if low_prec[i] else d[L.EFF_GEMM16]
         t_c += flops[i] / (peak * eff * util[i])
     em = d[L.EFF_MEM]
-    t_m = (wbytes[i] / (d[L.BW_WEIGHTS] * em) + kvbytes[i] / (d[L.BW_KV] * em)
-           + abytes[i] / (d[L.BW_ACT] * em))
+    t_m = (
+        wbytes[i] / (d[L.BW_WEIGHTS] * em)
+        + kvbytes[i] / (d[L.BW_KV] * em)
+        + abytes[i] / (d[L.BW_ACT] * em)
+    )
     t_x = collective_time(kd, cbytes[i], group[i], d) if kd >= ALLREDUCE else 0.0
     p = d[L.ROOFLINE_P]
     if t_c > 0.0 and t_m > 0.0 and p < 50.0:
@@ -142,27 +169,82 @@ def _op_cost(i, kind, flops, vflops, prec, low_prec, wbytes, kvbytes, abytes, cb
     out[L.T_MEMORY] = t_m
     out[L.T_COMM] = t_x
     out[L.T_OVERHEAD] = ovh
-    out[L.ENERGY] = (flops[i] * e_flop + vflops[i] * d[L.E_VFLOP] + wbytes[i] * d[L.E_WEIGHTS]
-                     + kvbytes[i] * d[L.E_KV] + abytes[i] * d[L.E_ACT]
-                     + 2.0 * cbytes[i] * d[L.E_LINK])
+    out[L.ENERGY] = (
+        flops[i] * e_flop
+        + vflops[i] * d[L.E_VFLOP]
+        + wbytes[i] * d[L.E_WEIGHTS]
+        + kvbytes[i] * d[L.E_KV]
+        + abytes[i] * d[L.E_ACT]
+        + 2.0 * cbytes[i] * d[L.E_LINK]
+    )
 
 
 @njit(cache=True)
-def op_costs(kind, m, n, k, groups, flops, vflops, prec, low_prec, wbytes, kvbytes, abytes, cbytes,
-             group, kernels, d):
+def op_costs(
+    kind,
+    m,
+    n,
+    k,
+    groups,
+    flops,
+    vflops,
+    prec,
+    low_prec,
+    wbytes,
+    kvbytes,
+    abytes,
+    cbytes,
+    group,
+    kernels,
+    d,
+):
     """Per-op costs on one design: ``out[n_ops, N_OUT]`` (per instance, before ``count``)."""
     n_ops = kind.shape[0]
     out = np.empty((n_ops, L.N_OUT))
     util = _utils(kind, m, n, k, groups, d)
     for i in range(n_ops):
-        _op_cost(i, kind, flops, vflops, prec, low_prec, wbytes, kvbytes, abytes, cbytes, group,
-                 kernels, util, d, out[i])
+        _op_cost(
+            i,
+            kind,
+            flops,
+            vflops,
+            prec,
+            low_prec,
+            wbytes,
+            kvbytes,
+            abytes,
+            cbytes,
+            group,
+            kernels,
+            util,
+            d,
+            out[i],
+        )
     return out
 
 
 @njit(cache=True)
-def stage_totals(kind, m, n, k, groups, flops, vflops, prec, low_prec, wbytes, kvbytes, abytes,
-                 cbytes, group, kernels, count, stage, n_stages, designs):
+def stage_totals(
+    kind,
+    m,
+    n,
+    k,
+    groups,
+    flops,
+    vflops,
+    prec,
+    low_prec,
+    wbytes,
+    kvbytes,
+    abytes,
+    cbytes,
+    group,
+    kernels,
+    count,
+    stage,
+    n_stages,
+    designs,
+):
     """Step totals per pipeline stage for many designs: ``out[n_designs, n_stages, N_OUT]``.
 
     Tile/wave utilization depends only on the engine's structure (units, tile, dataflow); it is
@@ -175,14 +257,33 @@ def stage_totals(kind, m, n, k, groups, flops, vflops, prec, low_prec, wbytes, k
     shape = np.full(4, -1.0)
     for j in range(n_d):
         d = designs[j]
-        if (d[L.UNITS] != shape[0] or d[L.TILE_R] != shape[1] or d[L.TILE_C] != shape[2]
-                or d[L.WEIGHT_STATIONARY] != shape[3]):
+        if (
+            d[L.UNITS] != shape[0]
+            or d[L.TILE_R] != shape[1]
+            or d[L.TILE_C] != shape[2]
+            or d[L.WEIGHT_STATIONARY] != shape[3]
+        ):
             util = _utils(kind, m, n, k, groups, d)
             shape[0], shape[1], shape[2] = d[L.UNITS], d[L.TILE_R], d[L.TILE_C]
             shape[3] = d[L.WEIGHT_STATIONARY]
         for i in range(kind.shape[0]):
-            _op_cost(i, kind, flops, vflops, prec, low_prec, wbytes, kvbytes, abytes, cbytes,
-                     group, kernels, util, d, buf)
+            _op_cost(
+                i,
+                kind,
+                flops,
+                vflops,
+                prec,
+                low_prec,
+                wbytes,
+                kvbytes,
+                abytes,
+                cbytes,
+                group,
+                kernels,
+                util,
+                d,
+                buf,
+            )
             s = stage[i]
             for c in range(L.N_OUT):
                 out[j, s, c] += buf[c] * count[i]

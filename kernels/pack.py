@@ -18,8 +18,17 @@ from workloads.ops import OpGraph
 
 __all__ = ["PackedOps", "pack_design", "pack_ops", "resolve_precision"]
 
-BITS = {"fp32": 32, "tf32": 19, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "fp6": 6, "fp4": 4,
-        "int4": 4}
+BITS = {
+    "fp32": 32,
+    "tf32": 19,
+    "bf16": 16,
+    "fp16": 16,
+    "fp8": 8,
+    "int8": 8,
+    "fp6": 6,
+    "fp4": 4,
+    "int4": 4,
+}
 # where a precision falls back when the matrix engine lacks it (next wider format first)
 FALLBACK = {
     "fp4": ("fp6", "fp8", "int8", "bf16", "fp16"),
@@ -55,12 +64,28 @@ class PackedOps:
 
 
 def pack_ops(graph: OpGraph, chip: Chip) -> PackedOps:
-    prec = np.array([PRECISIONS.index(resolve_precision(chip, PRECISIONS[p]))
-                     for p in graph.precision], dtype=np.int64)
+    prec = np.array(
+        [PRECISIONS.index(resolve_precision(chip, PRECISIONS[p])) for p in graph.precision],
+        dtype=np.int64,
+    )
     low = np.array([BITS[PRECISIONS[p]] < 16 for p in prec], dtype=np.bool_)
-    args = (graph.kind, graph.m, graph.n, graph.k, graph.groups, graph.flops, graph.vflops, prec,
-            low, graph.weight_bytes, graph.kv_bytes, graph.act_bytes, graph.comm_bytes,
-            graph.group, graph.kernels)
+    args = (
+        graph.kind,
+        graph.m,
+        graph.n,
+        graph.k,
+        graph.groups,
+        graph.flops,
+        graph.vflops,
+        prec,
+        low,
+        graph.weight_bytes,
+        graph.kv_bytes,
+        graph.act_bytes,
+        graph.comm_bytes,
+        graph.group,
+        graph.kernels,
+    )
     n_stages = int(graph.stage.max()) + 1 if len(graph) else 1
     return PackedOps(args=args, count=graph.count, stage=graph.stage, n_stages=n_stages)
 
@@ -75,8 +100,13 @@ def _level_bw_energy(chip: Chip, plan: MemoryPlan | None) -> tuple[float, float]
     return lvl.bandwidth_bytes_per_s, lvl.energy_j_per_byte
 
 
-def pack_design(system: System, eff: FamilyEfficiency, plan: MemoryPlan | None = None, *,
-                direct_collectives: bool = True) -> np.ndarray:
+def pack_design(
+    system: System,
+    eff: FamilyEfficiency,
+    plan: MemoryPlan | None = None,
+    *,
+    direct_collectives: bool = True,
+) -> np.ndarray:
     """One design row (``layout.N_DESIGN`` floats) for a system, its efficiency and memory plan."""
     chip = system.chip
     d = np.zeros(L.N_DESIGN)
@@ -86,16 +116,26 @@ def pack_design(system: System, eff: FamilyEfficiency, plan: MemoryPlan | None =
         except ValueError:
             d[L.PEAK0 + i] = chip.vector.peak("fp32")
     d[L.VPEAK] = max(chip.vector.peak_flops_per_s.values())
-    d[L.UNITS], d[L.TILE_R], d[L.TILE_C] = chip.matrix.units, chip.matrix.tile_rows, chip.matrix.tile_cols
+    d[L.UNITS], d[L.TILE_R], d[L.TILE_C] = (
+        chip.matrix.units,
+        chip.matrix.tile_rows,
+        chip.matrix.tile_cols,
+    )
     d[L.WEIGHT_STATIONARY] = chip.matrix.dataflow == "weight_stationary"
     main = chip.main_memory
     d[L.BW_WEIGHTS], d[L.E_WEIGHTS] = _level_bw_energy(chip, plan)
     d[L.BW_KV] = d[L.BW_ACT] = main.bandwidth_bytes_per_s
     d[L.E_KV] = d[L.E_ACT] = main.energy_j_per_byte
-    for col, name in ((L.EFF_GEMM16, "gemm_16bit"), (L.EFF_GEMM8, "gemm_8bit"),
-                      (L.EFF_ATTN, "attention"), (L.EFF_MEM, "memory"),
-                      (L.ROOFLINE_P, "roofline_exponent"), (L.KERNEL_OVH, "kernel_overhead_s"),
-                      (L.EFF_BUS, "collective_bus"), (L.EFF_INR, "collective_in_network")):
+    for col, name in (
+        (L.EFF_GEMM16, "gemm_16bit"),
+        (L.EFF_GEMM8, "gemm_8bit"),
+        (L.EFF_ATTN, "attention"),
+        (L.EFF_MEM, "memory"),
+        (L.ROOFLINE_P, "roofline_exponent"),
+        (L.KERNEL_OVH, "kernel_overhead_s"),
+        (L.EFF_BUS, "collective_bus"),
+        (L.EFF_INR, "collective_in_network"),
+    ):
         d[col] = eff.value(name)
     _pack_fabrics(d, system, eff)
     d[L.DIRECT_ALGOS] = direct_collectives
@@ -110,9 +150,17 @@ def pack_design(system: System, eff: FamilyEfficiency, plan: MemoryPlan | None =
 def _pack_fabrics(d: np.ndarray, system: System, eff: FamilyEfficiency) -> None:
     up, out = system.chip.scale_up, system.chip.scale_out or system.chip.scale_up
     step = eff.collective_step_latency_s
-    d[L.UP_BW], d[L.UP_TOPO], d[L.UP_LINKS] = up.bandwidth_bytes_per_s, L.TOPOLOGY_CODES[up.topology], up.links
+    d[L.UP_BW], d[L.UP_TOPO], d[L.UP_LINKS] = (
+        up.bandwidth_bytes_per_s,
+        L.TOPOLOGY_CODES[up.topology],
+        up.links,
+    )
     d[L.UP_LAT] = step.value if step.source in ("fitted", "user") else up.latency_s
     d[L.UP_INR] = up.in_network_reduction
     d[L.UP_DOMAIN] = up.domain_chips
-    d[L.OUT_BW], d[L.OUT_TOPO], d[L.OUT_LINKS] = out.bandwidth_bytes_per_s, L.TOPOLOGY_CODES[out.topology], out.links
+    d[L.OUT_BW], d[L.OUT_TOPO], d[L.OUT_LINKS] = (
+        out.bandwidth_bytes_per_s,
+        L.TOPOLOGY_CODES[out.topology],
+        out.links,
+    )
     d[L.OUT_LAT] = out.latency_s

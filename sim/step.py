@@ -46,16 +46,24 @@ class StepTiming:
         rows = []
         for i, name in enumerate(self.graph.names):
             c = self.per_op[i]
-            rows.append({"name": name, "count": int(self.graph.count[i]),
-                         "seconds": float(c[L.T_TOTAL] * self.graph.count[i]),
-                         "bound": _op_bound(c)})
+            rows.append(
+                {
+                    "name": name,
+                    "count": int(self.graph.count[i]),
+                    "seconds": float(c[L.T_TOTAL] * self.graph.count[i]),
+                    "bound": _op_bound(c),
+                }
+            )
         return rows
 
 
 def _op_bound(c: np.ndarray) -> str:
-    parts = {"compute": c[L.T_COMPUTE] if c[L.T_COMPUTE] >= c[L.T_MEMORY] else 0.0,
-             "memory": c[L.T_MEMORY] if c[L.T_MEMORY] > c[L.T_COMPUTE] else 0.0,
-             "interconnect": c[L.T_COMM], "overhead": c[L.T_OVERHEAD]}
+    parts = {
+        "compute": c[L.T_COMPUTE] if c[L.T_COMPUTE] >= c[L.T_MEMORY] else 0.0,
+        "memory": c[L.T_MEMORY] if c[L.T_MEMORY] > c[L.T_COMPUTE] else 0.0,
+        "interconnect": c[L.T_COMM],
+        "overhead": c[L.T_OVERHEAD],
+    }
     return max(parts, key=parts.get)  # type: ignore[arg-type]
 
 
@@ -72,9 +80,15 @@ def _shares(per_op: np.ndarray, count: np.ndarray) -> dict[str, float]:
     return {k: v / total for k, v in parts.items()}
 
 
-def analytic_step(graph: OpGraph, system: System, eff: FamilyEfficiency,
-                  plan: MemoryPlan | None = None, *, microbatches: int = 1,
-                  direct_collectives: bool = True) -> StepTiming:
+def analytic_step(
+    graph: OpGraph,
+    system: System,
+    eff: FamilyEfficiency,
+    plan: MemoryPlan | None = None,
+    *,
+    microbatches: int = 1,
+    direct_collectives: bool = True,
+) -> StepTiming:
     packed = pack_ops(graph, system.chip)
     design = pack_design(system, eff, plan, direct_collectives=direct_collectives)
     per_op = op_costs(*packed.args, design)
@@ -83,5 +97,11 @@ def analytic_step(graph: OpGraph, system: System, eff: FamilyEfficiency,
     total = max(float(stage_s.sum()), microbatches * float(stage_s.max()))
     chips_per_stage = graph.meta.get("parallelism", {}).get("tp", 1)
     energy = float(np.sum(per_op[:, L.ENERGY] * packed.count)) * chips_per_stage
-    return StepTiming(total_s=total, stage_s=stage_s, per_op=per_op, graph=graph,
-                      shares=_shares(per_op, packed.count), energy_j=energy)
+    return StepTiming(
+        total_s=total,
+        stage_s=stage_s,
+        per_op=per_op,
+        graph=graph,
+        shares=_shares(per_op, packed.count),
+        energy_j=energy,
+    )

@@ -23,14 +23,21 @@ def test_no_package_imports_one_above_it():
     bad = []
     for pkg in ORDER:
         for f in (ROOT / pkg).rglob("*.py"):
-            bad += [f"{f.relative_to(ROOT)} imports {m}" for m in _imports(f)
-                    if m in rank and rank[m] > rank[pkg]]
+            bad += [
+                f"{f.relative_to(ROOT)} imports {m}"
+                for m in _imports(f)
+                if m in rank and rank[m] > rank[pkg]
+            ]
     assert bad == []
 
 
 def test_only_explore_imports_optuna_or_matplotlib():
-    bad = [str(f) for pkg in ORDER[:-1] for f in (ROOT / pkg).rglob("*.py")
-           if {"optuna", "matplotlib"} & set(_imports(f))]
+    bad = [
+        str(f)
+        for pkg in ORDER[:-1]
+        for f in (ROOT / pkg).rglob("*.py")
+        if {"optuna", "matplotlib"} & set(_imports(f))
+    ]
     assert bad == []
 
 

@@ -55,16 +55,19 @@ def weight_bytes_per_chip(model: ModelSpec, par: Parallelism, quant: QuantSpec) 
     return max(per_stage)
 
 
-def kv_bytes_per_chip(model: ModelSpec, par: Parallelism, quant: QuantSpec, *, batch: int,
-                      context_len: int) -> float:
+def kv_bytes_per_chip(
+    model: ModelSpec, par: Parallelism, quant: QuantSpec, *, batch: int, context_len: int
+) -> float:
     """KV cache for ``batch`` sequences of ``context_len`` tokens on the most loaded chip."""
     elems = model.kv_elements_per_token_per_layer()
     a = model.attention
     if hasattr(a, "num_kv_heads"):
         elems = elems * par.kv_heads_per_chip(model) // a.num_kv_heads  # type: ignore[union-attr]
     per_layer = [
-        batch * min(context_len, model.sliding_window if model.is_sliding_layer(i) else context_len)
-        * elems * quant.kv.bytes_per_element
+        batch
+        * min(context_len, model.sliding_window if model.is_sliding_layer(i) else context_len)
+        * elems
+        * quant.kv.bytes_per_element
         for i in range(model.num_layers)
     ]
     return max(sum(per_layer[i] for i in s) for s in _stage_layers(model, par.pp))
@@ -89,8 +92,17 @@ class MemoryPlan:
         return asdict(self)
 
 
-def plan_memory(model: ModelSpec, par: Parallelism, quant: QuantSpec, chip: Chip, *, batch: int,
-                context_len: int, activation_bytes: float, reserve_fraction: float) -> MemoryPlan:
+def plan_memory(
+    model: ModelSpec,
+    par: Parallelism,
+    quant: QuantSpec,
+    chip: Chip,
+    *,
+    batch: int,
+    context_len: int,
+    activation_bytes: float,
+    reserve_fraction: float,
+) -> MemoryPlan:
     """Place the weights (scratch SRAM if they fit, else main memory, else stream them from a
     capacity tier) and check that KV cache + activations + reserve fit in main memory."""
     weights = weight_bytes_per_chip(model, par, quant)
@@ -98,31 +110,48 @@ def plan_memory(model: ModelSpec, par: Parallelism, quant: QuantSpec, chip: Chip
     main = chip.main_memory
     reserve = reserve_fraction * main.capacity_bytes
     free = main.capacity_bytes - reserve - kv - activation_bytes
-    common = dict(weights=weights, kv_cache=kv, activations=activation_bytes, reserve=reserve,
-                  capacity=main.capacity_bytes)
+    common = {
+        "weights": weights,
+        "kv_cache": kv,
+        "activations": activation_bytes,
+        "reserve": reserve,
+        "capacity": main.capacity_bytes,
+    }
     scratch, tier = chip.scratch, chip.capacity_tier
     if scratch and weights <= scratch.capacity_bytes * (1 - reserve_fraction) and free >= 0:
         return MemoryPlan(**common, fits=True, weights_in="scratch", weights_level=scratch.name)
     if weights <= free:
         return MemoryPlan(**common, fits=True, weights_in="main", weights_level=main.name)
     if tier and free >= 0 and weights <= tier.capacity_bytes:
-        return MemoryPlan(**common, fits=True, weights_in="capacity", weights_level=tier.name,
-                          reason=f"weights stream from {tier.name} every step")
-    return MemoryPlan(**common, fits=False, weights_in="main", weights_level=main.name,
-                      reason=_why(weights, kv, activation_bytes, reserve, main),
-                      min_chips=_min_chips(weights, kv, activation_bytes, main, reserve_fraction,
-                                           par.chips))
+        return MemoryPlan(
+            **common,
+            fits=True,
+            weights_in="capacity",
+            weights_level=tier.name,
+            reason=f"weights stream from {tier.name} every step",
+        )
+    return MemoryPlan(
+        **common,
+        fits=False,
+        weights_in="main",
+        weights_level=main.name,
+        reason=_why(weights, kv, activation_bytes, reserve, main),
+        min_chips=_min_chips(weights, kv, activation_bytes, main, reserve_fraction, par.chips),
+    )
 
 
 def _why(weights: float, kv: float, act: float, reserve: float, main: MemoryLevel) -> str:
     gb = 1e9
-    return (f"needs {(weights + kv + act + reserve) / gb:.1f} GB per chip (weights "
-            f"{weights / gb:.1f}, KV {kv / gb:.1f}, activations {act / gb:.2f}, reserve "
-            f"{reserve / gb:.1f}) but {main.name} holds {main.capacity_bytes / gb:.1f} GB")
+    return (
+        f"needs {(weights + kv + act + reserve) / gb:.1f} GB per chip (weights "
+        f"{weights / gb:.1f}, KV {kv / gb:.1f}, activations {act / gb:.2f}, reserve "
+        f"{reserve / gb:.1f}) but {main.name} holds {main.capacity_bytes / gb:.1f} GB"
+    )
 
 
-def _min_chips(weights: float, kv: float, act: float, main: MemoryLevel, reserve_fraction: float,
-               chips: int) -> int:
+def _min_chips(
+    weights: float, kv: float, act: float, main: MemoryLevel, reserve_fraction: float, chips: int
+) -> int:
     """Smallest chip count whose aggregate memory holds the sharded model and KV (a lower bound:
     assumes weights and KV shard evenly over the added chips)."""
     usable = main.capacity_bytes * (1 - reserve_fraction) - act

@@ -29,7 +29,9 @@ __all__ = ["build_graph", "expected_distinct_experts"]
 IO_BYTES = 2.0  # residual stream / GEMM outputs / collectives: 16-bit
 
 
-def expected_distinct_experts(num_experts: int, top_k: int, tokens: float, skew: float = 0.0) -> float:
+def expected_distinct_experts(
+    num_experts: int, top_k: int, tokens: float, skew: float = 0.0
+) -> float:
     """Expected number of distinct experts hit when ``tokens`` tokens each pick ``top_k``.
 
     Uniform routing: each expert is missed by one token with probability 1 - k/E, so
@@ -47,10 +49,26 @@ def expected_distinct_experts(num_experts: int, top_k: int, tokens: float, skew:
 class _Builder:
     """Accumulates rows; knows the step's shapes so each emitter stays short."""
 
-    def __init__(self, model: ModelSpec, par: Parallelism, quant: QuantSpec, *,
-                 phase: str, batch: int, seq: int, context: int, skew: float) -> None:
+    def __init__(
+        self,
+        model: ModelSpec,
+        par: Parallelism,
+        quant: QuantSpec,
+        *,
+        phase: str,
+        batch: int,
+        seq: int,
+        context: int,
+        skew: float,
+    ) -> None:
         self.model, self.par, self.q = model, par, quant
-        self.phase, self.batch, self.seq, self.context, self.skew = phase, batch, seq, context, skew
+        self.phase, self.batch, self.seq, self.context, self.skew = (
+            phase,
+            batch,
+            seq,
+            context,
+            skew,
+        )
         self.tokens = batch * seq  # tokens this replica processes this step
         self.rows: list[dict] = []
         self.prec = precision_code(quant.gemm_precision)
@@ -62,19 +80,41 @@ class _Builder:
         cols.setdefault("group", 1)
         self.rows.append({"name": name, "kind": int(kind), **cols})
 
-    def gemm(self, name: str, m: float, k: float, n: float, *, groups: float = 1.0,
-             bias: bool = False, kind: OpKind = OpKind.GEMM) -> None:
+    def gemm(
+        self,
+        name: str,
+        m: float,
+        k: float,
+        n: float,
+        *,
+        groups: float = 1.0,
+        bias: bool = False,
+        kind: OpKind = OpKind.GEMM,
+    ) -> None:
         w = self.q.w
         weight_elems = groups * k * n
         vflops = 2.0 * weight_elems if w.weight_only else 0.0  # dequantize each weight once
-        self.row(name, kind, m=m, n=n, k=k, groups=groups, precision=self.prec,
-                 flops=2.0 * m * n * k * groups, vflops=vflops,
-                 weight_bytes=weight_elems * w.bytes_per_element + (groups * n * 2 if bias else 0),
-                 act_bytes=groups * m * (k * self.q.a.bytes_per_element + n * IO_BYTES))
+        self.row(
+            name,
+            kind,
+            m=m,
+            n=n,
+            k=k,
+            groups=groups,
+            precision=self.prec,
+            flops=2.0 * m * n * k * groups,
+            vflops=vflops,
+            weight_bytes=weight_elems * w.bytes_per_element + (groups * n * 2 if bias else 0),
+            act_bytes=groups * m * (k * self.q.a.bytes_per_element + n * IO_BYTES),
+        )
 
     def elementwise(self, name: str, elems: float, passes: float, flops_per_elem: float) -> None:
-        self.row(name, OpKind.ELEMENTWISE, vflops=elems * flops_per_elem,
-                 act_bytes=elems * passes * IO_BYTES)
+        self.row(
+            name,
+            OpKind.ELEMENTWISE,
+            vflops=elems * flops_per_elem,
+            act_bytes=elems * passes * IO_BYTES,
+        )
 
     def collective(self, name: str, kind: OpKind, payload: float, group: int) -> None:
         if group > 1:
@@ -88,7 +128,9 @@ class _Builder:
             self._mla(m.attention, sliding)
         else:
             self._gqa(m.attention, sliding)
-        self.collective("attn_allreduce", OpKind.ALLREDUCE, self.tokens * m.hidden_size * IO_BYTES, tp)
+        self.collective(
+            "attn_allreduce", OpKind.ALLREDUCE, self.tokens * m.hidden_size * IO_BYTES, tp
+        )
 
     def _ctx(self, sliding: bool) -> tuple[float, float]:
         """(keys each decode query sees, keys before the new tokens) under a sliding window."""
@@ -117,11 +159,18 @@ class _Builder:
         self.gemm("kv_a_proj", T, h, a.kv_lora_rank + a.qk_rope_head_dim)
         latent = a.kv_lora_rank + a.qk_rope_head_dim
         if self.phase == "decode":  # absorbed: attend over the latent, per-head up-projections
-            self.gemm("q_absorb", T, a.qk_nope_head_dim, a.kv_lora_rank, groups=heads,
-                      kind=OpKind.GROUPED_GEMM)
+            self.gemm(
+                "q_absorb",
+                T,
+                a.qk_nope_head_dim,
+                a.kv_lora_rank,
+                groups=heads,
+                kind=OpKind.GROUPED_GEMM,
+            )
             self._attention(heads, latent, a.kv_lora_rank, kv_elems=latent, sliding=sliding)
-            self.gemm("v_absorb", T, a.kv_lora_rank, a.v_head_dim, groups=heads,
-                      kind=OpKind.GROUPED_GEMM)
+            self.gemm(
+                "v_absorb", T, a.kv_lora_rank, a.v_head_dim, groups=heads, kind=OpKind.GROUPED_GEMM
+            )
         else:  # expand the latent to per-head K/V, then ordinary attention
             self.gemm("kv_b_proj", T, a.kv_lora_rank, heads * (a.qk_nope_head_dim + a.v_head_dim))
             self._attention(heads, qk, a.v_head_dim, kv_elems=latent, sliding=sliding)
@@ -143,9 +192,19 @@ class _Builder:
         kv_write = B * S * kv_elems * kvb
         qo = B * S * heads * (d_qk + d_v) * IO_BYTES
         flops = 2.0 * pairs * heads * (d_qk + d_v)
-        self.row(f"attention_{self.phase}", kind, m=B * S, n=keys, k=d_qk, groups=heads,
-                 precision=self.attn_prec, flops=flops, vflops=5.0 * pairs * heads,
-                 kv_bytes=kv_read + kv_write, act_bytes=qo)
+        self.row(
+            f"attention_{self.phase}",
+            kind,
+            m=B * S,
+            n=keys,
+            k=d_qk,
+            groups=heads,
+            precision=self.attn_prec,
+            flops=flops,
+            vflops=5.0 * pairs * heads,
+            kv_bytes=kv_read + kv_write,
+            act_bytes=qo,
+        )
 
     def mlp_block(self, layer: int) -> None:
         m, tp = self.model, self.par.tp
@@ -154,7 +213,9 @@ class _Builder:
             self._moe()
         else:
             self._ffn("mlp", m.mlp.ffn_size // tp, groups=1.0, tokens=self.tokens)
-        self.collective("mlp_allreduce", OpKind.ALLREDUCE, self.tokens * m.hidden_size * IO_BYTES, tp)
+        self.collective(
+            "mlp_allreduce", OpKind.ALLREDUCE, self.tokens * m.hidden_size * IO_BYTES, tp
+        )
 
     def _ffn(self, name: str, ffn: float, *, groups: float, tokens: float) -> None:
         h, mlp = self.model.hidden_size, self.model.mlp
@@ -169,18 +230,32 @@ class _Builder:
         assert moe is not None
         ep_tokens = self.tokens * (par.dp if par.attention_dp else 1)
         local = moe.num_experts / par.ep
-        touched = expected_distinct_experts(moe.num_experts, moe.top_k, ep_tokens, self.skew) / par.ep
+        touched = (
+            expected_distinct_experts(moe.num_experts, moe.top_k, ep_tokens, self.skew) / par.ep
+        )
         routed = ep_tokens * moe.top_k / par.ep  # token-expert pairs on this chip
         self.gemm("router", self.tokens, h, moe.num_experts)
         a2a = self.tokens * moe.top_k * h * self.q.a.bytes_per_element
         self.collective("moe_dispatch", OpKind.ALLTOALL, a2a, par.ep if par.attention_dp else 1)
-        self._ffn("experts", moe.expert_ffn_size / par.expert_tp,
-                  groups=max(1.0, min(local, touched)), tokens=routed)
+        self._ffn(
+            "experts",
+            moe.expert_ffn_size / par.expert_tp,
+            groups=max(1.0, min(local, touched)),
+            tokens=routed,
+        )
         if moe.num_shared_experts:
-            self._ffn("shared_expert", moe.num_shared_experts * moe.expert_ffn_size / par.expert_tp,
-                      groups=1.0, tokens=self.tokens)
-        self.collective("moe_combine", OpKind.ALLTOALL, self.tokens * moe.top_k * h * IO_BYTES,
-                        par.ep if par.attention_dp else 1)
+            self._ffn(
+                "shared_expert",
+                moe.num_shared_experts * moe.expert_ffn_size / par.expert_tp,
+                groups=1.0,
+                tokens=self.tokens,
+            )
+        self.collective(
+            "moe_combine",
+            OpKind.ALLTOALL,
+            self.tokens * moe.top_k * h * IO_BYTES,
+            par.ep if par.attention_dp else 1,
+        )
 
     def head(self) -> None:
         m, tp = self.model, self.par.tp
@@ -188,8 +263,12 @@ class _Builder:
         self.elementwise("final_norm", B * m.hidden_size, 3, 5)
         self.gemm("lm_head", B, m.hidden_size, m.vocab_size / tp, bias=m.lm_head_bias)
         self.collective("logits_allgather", OpKind.ALLGATHER, B * m.vocab_size * 4.0, tp)
-        self.row("sampling", OpKind.SAMPLING, vflops=5.0 * B * m.vocab_size,
-                 act_bytes=2 * B * m.vocab_size * 4.0)
+        self.row(
+            "sampling",
+            OpKind.SAMPLING,
+            vflops=5.0 * B * m.vocab_size,
+            act_bytes=2 * B * m.vocab_size * 4.0,
+        )
 
 
 def _layer_groups(model: ModelSpec, pp: int) -> Counter:
@@ -224,25 +303,53 @@ def build_graph(
     """
     if batch < 1 or seq_len < 1 or context_len < 0:
         raise ValueError("batch and seq_len must be >= 1 and context_len >= 0")
-    b = _Builder(model, parallelism, quant, phase=phase, batch=batch, seq=seq_len,
-                 context=context_len, skew=routing_skew)
-    b.row("embed", OpKind.EMBED, act_bytes=2 * b.tokens * model.hidden_size * IO_BYTES,
-          layer=-1, stage=0)
-    for (stage, layer, _moe, sliding), count in sorted(_layer_groups(model, parallelism.pp).items()):
+    b = _Builder(
+        model,
+        parallelism,
+        quant,
+        phase=phase,
+        batch=batch,
+        seq=seq_len,
+        context=context_len,
+        skew=routing_skew,
+    )
+    b.row(
+        "embed",
+        OpKind.EMBED,
+        act_bytes=2 * b.tokens * model.hidden_size * IO_BYTES,
+        layer=-1,
+        stage=0,
+    )
+    for (stage, layer, _moe, sliding), count in sorted(
+        _layer_groups(model, parallelism.pp).items()
+    ):
         start = len(b.rows)
         b.attention_block(sliding)
         b.mlp_block(layer)
         for r in b.rows[start:]:
             r.update(count=count, layer=layer, stage=stage)
     for stage in range(parallelism.pp - 1):
-        b.row("pp_send", OpKind.P2P, comm_bytes=b.tokens * model.hidden_size * IO_BYTES,
-              group=2, stage=stage, layer=-1)
+        b.row(
+            "pp_send",
+            OpKind.P2P,
+            comm_bytes=b.tokens * model.hidden_size * IO_BYTES,
+            group=2,
+            stage=stage,
+            layer=-1,
+        )
     start = len(b.rows)
     b.head()
     for r in b.rows[start:]:
         r.update(layer=-1, stage=parallelism.pp - 1)
     for r in b.rows:
         r.setdefault("count", 1)
-    meta = {"phase": phase, "batch": batch, "seq_len": seq_len, "context_len": context_len,
-            "model": model.name, "quant": quant.name, "parallelism": parallelism.model_dump()}
+    meta = {
+        "phase": phase,
+        "batch": batch,
+        "seq_len": seq_len,
+        "context_len": context_len,
+        "model": model.name,
+        "quant": quant.name,
+        "parallelism": parallelism.model_dump(),
+    }
     return OpGraph.from_rows(b.rows, meta)

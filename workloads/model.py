@@ -1,8 +1,8 @@
 """Transformer model shapes: dense MHA/GQA/MQA, MLA, gated or plain MLPs, MoE, sliding windows.
 
 One source of truth for the weight matrices of a layer (:func:`attention_weights`,
-:func:`mlp_weights`): the parameter count and the op graph both read it, so a count that matches the
-published total also checks the GEMM shapes the simulator costs.
+:func:`mlp_weights`): the parameter count and the op graph both read it, so a count that
+matches the published total also checks the GEMM shapes the simulator costs.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ __all__ = [
     "GQAAttention",
     "MLAAttention",
     "MLPSpec",
-    "ModelSpec",
     "MoESpec",
+    "ModelSpec",
     "Weight",
     "attention_weights",
     "mlp_weights",
@@ -147,7 +147,11 @@ class ModelSpec(Frozen):
 
     def embedding_params(self) -> int:
         head = 0 if self.tied_embeddings else self.vocab_size * self.hidden_size
-        return self.vocab_size * self.hidden_size + head + (self.vocab_size if self.lm_head_bias else 0)
+        return (
+            self.vocab_size * self.hidden_size
+            + head
+            + (self.vocab_size if self.lm_head_bias else 0)
+        )
 
     def norm_params_per_layer(self) -> int:
         per = self.hidden_size * (2 if self.norm == "layer" else 1)
@@ -179,23 +183,31 @@ def attention_weights(model: ModelSpec) -> list[Weight]:
         ]
     qk_head = a.qk_nope_head_dim + a.qk_rope_head_dim
     q = (
-        [Weight(name="q_a_proj", k=h, n=a.q_lora_rank),
-         Weight(name="q_b_proj", k=a.q_lora_rank, n=a.num_heads * qk_head)]
+        [
+            Weight(name="q_a_proj", k=h, n=a.q_lora_rank),
+            Weight(name="q_b_proj", k=a.q_lora_rank, n=a.num_heads * qk_head),
+        ]
         if a.q_lora_rank
         else [Weight(name="q_proj", k=h, n=a.num_heads * qk_head)]
     )
     return [
         *q,
         Weight(name="kv_a_proj", k=h, n=a.kv_lora_rank + a.qk_rope_head_dim),
-        Weight(name="kv_b_proj", k=a.kv_lora_rank,
-               n=a.num_heads * (a.qk_nope_head_dim + a.v_head_dim)),
+        Weight(
+            name="kv_b_proj", k=a.kv_lora_rank, n=a.num_heads * (a.qk_nope_head_dim + a.v_head_dim)
+        ),
         Weight(name="o_proj", k=a.num_heads * a.v_head_dim, n=h),
     ]
 
 
 def _ffn(name: str, h: int, ffn: int, gated: bool, bias: bool, copies: int = 1) -> list[Weight]:
-    up = Weight(name=f"{name}.gate_up" if gated else f"{name}.up", k=h, n=ffn * (2 if gated else 1),
-                copies=copies, bias=bias)
+    up = Weight(
+        name=f"{name}.gate_up" if gated else f"{name}.up",
+        k=h,
+        n=ffn * (2 if gated else 1),
+        copies=copies,
+        bias=bias,
+    )
     return [up, Weight(name=f"{name}.down", k=ffn, n=h, copies=copies, bias=bias)]
 
 

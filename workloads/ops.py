@@ -5,7 +5,8 @@ pipeline. Layers with identical shapes are folded into one row with a ``count`` 
 model is ~12 rows, not ~1,000), which is what makes costing millions of design points cheap;
 :meth:`OpGraph.expand` unfolds them per layer for timelines.
 
-Units: FLOPs, bytes, elements. ``flops`` run on the matrix engine at ``precision``; ``vflops`` on the
+Units: FLOPs, bytes, elements. ``flops`` run on the matrix engine at ``precision``; ``vflops`` on
+the
 vector units (norms, activations, softmax, dequantization). ``weight_bytes``, ``kv_bytes`` and
 ``act_bytes`` are placed on a memory level by the kernels (weights by capacity: SRAM, HBM or a
 streaming tier); ``comm_bytes`` is the per-chip payload of a collective over ``group`` chips.
@@ -39,8 +40,13 @@ class OpKind(IntEnum):
 
 
 MATRIX_KINDS = (OpKind.GEMM, OpKind.GROUPED_GEMM, OpKind.ATTN_PREFILL, OpKind.ATTN_DECODE)
-COLLECTIVES = (OpKind.ALLREDUCE, OpKind.ALLGATHER, OpKind.REDUCESCATTER, OpKind.ALLTOALL,
-               OpKind.P2P)
+COLLECTIVES = (
+    OpKind.ALLREDUCE,
+    OpKind.ALLGATHER,
+    OpKind.REDUCESCATTER,
+    OpKind.ALLTOALL,
+    OpKind.P2P,
+)
 
 
 def precision_code(name: str) -> int:
@@ -81,8 +87,8 @@ class OpGraph:
     def from_rows(cls, rows: list[dict], meta: dict) -> OpGraph:
         cols = {f.name: [] for f in fields(cls) if f.name not in ("names", "meta")}
         for r in rows:
-            for c in cols:
-                cols[c].append(r.get(c, 0))
+            for c, values in cols.items():
+                values.append(r.get(c, 0))
         arrays = {
             c: np.asarray(v, dtype=np.int64 if c in _INT_COLS else np.float64)
             for c, v in cols.items()
@@ -97,8 +103,11 @@ class OpGraph:
         """One row per layer instance (count = 1), layers numbered consecutively."""
         idx = np.repeat(np.arange(len(self)), self.count)
         offsets = np.concatenate([np.arange(c) for c in self.count]) if len(self) else idx
-        arrays = {f.name: getattr(self, f.name)[idx] for f in fields(self)
-                  if f.name not in ("names", "meta")}
+        arrays = {
+            f.name: getattr(self, f.name)[idx]
+            for f in fields(self)
+            if f.name not in ("names", "meta")
+        }
         arrays["count"] = np.ones_like(idx)
         arrays["layer"] = np.where(self.layer[idx] >= 0, self.layer[idx] + offsets, -1)
         return OpGraph(names=tuple(self.names[i] for i in idx), meta=self.meta, **arrays)

@@ -3,7 +3,8 @@
 One replica spans ``tp * pp`` chips; ``dp`` replicas split the system. Dense layers are
 tensor-parallel over ``tp``. MoE layers shard experts over ``ep`` chips:
 
-* ``ep <= tp`` (``tp % ep == 0``): experts are spread inside the TP group, each expert further split
+* ``ep <= tp`` (``tp % ep == 0``): experts are spread inside the TP group, each expert further
+  split
   over ``tp // ep`` chips; the usual TP all-reduce combines the results.
 * ``ep == tp * dp`` with ``dp > 1``: **attention-DP** (DeepSeek-style): each chip runs attention
   for its own requests and the MoE layers form one EP group over all replicas, with all-to-all

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -30,7 +30,7 @@ def load_model_file(path: Path) -> ModelSpec:
         raise ConfigError(format_validation_error(exc, str(path))) from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_model(name: str) -> ModelSpec:
     """A preset model by name, or a path to a model TOML file."""
     path = Path(name)

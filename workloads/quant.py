@@ -1,7 +1,8 @@
 """Number formats and quantization schemes.
 
 A :class:`NumberFormat` says how many bytes one element costs in memory (element bits plus the
-amortized block-scale bits) and which precision a matrix engine computes it at. A :class:`QuantSpec`
+amortized block-scale bits) and which precision a matrix engine computes it at. A
+:class:`QuantSpec`
 gives weights, activations and KV cache each their own format. Weight-only formats (``int4-awq``)
 compute at the activation precision and pay a dequantization pass on the vector units.
 """
@@ -53,7 +54,12 @@ FORMATS: dict[str, NumberFormat] = {
         NumberFormat(name="mxfp4", bits=4, block_size=32, scale_bits=8, compute="fp4"),
         NumberFormat(name="nvfp4", bits=4, block_size=16, scale_bits=8, compute="fp4"),
         NumberFormat(
-            name="int4-awq", bits=4, block_size=128, scale_bits=20, compute="fp16", weight_only=True
+            name="int4-awq",
+            bits=4,
+            block_size=128,
+            scale_bits=20,
+            compute="fp16",
+            weight_only=True,
         ),
     ]
 }
@@ -92,8 +98,17 @@ class QuantSpec(Frozen):
         """Precision GEMMs run at: the activation format's (weight-only formats dequantize)."""
         if self.w.weight_only:
             return self.a.compute
-        bits = {"fp32": 32, "tf32": 19, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "fp6": 6,
-                "fp4": 4, "int4": 4}
+        bits = {
+            "fp32": 32,
+            "tf32": 19,
+            "bf16": 16,
+            "fp16": 16,
+            "fp8": 8,
+            "int8": 8,
+            "fp6": 6,
+            "fp4": 4,
+            "int4": 4,
+        }
         return max((self.w.compute, self.a.compute), key=lambda p: bits[p])
 
 
@@ -105,7 +120,9 @@ QUANT_PRESETS: dict[str, QuantSpec] = {
     "fp8": QuantSpec(name="fp8", weights="fp8", activations="fp8", kv_cache="fp8"),
     "int8": QuantSpec(name="int8", weights="int8", activations="int8", kv_cache="int8"),
     "fp4": QuantSpec(name="fp4", weights="nvfp4", activations="nvfp4", kv_cache="fp8"),
-    "int4-awq": QuantSpec(name="int4-awq", weights="int4-awq", activations="fp16", kv_cache="fp16"),
+    "int4-awq": QuantSpec(
+        name="int4-awq", weights="int4-awq", activations="fp16", kv_cache="fp16"
+    ),
 }
 
 

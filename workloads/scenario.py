@@ -71,6 +71,7 @@ def load_scenario(path: Path) -> PredictScenario:
         raise ConfigError(format_validation_error(exc, str(path))) from None
     unknown = set(scenario.efficiency) - set(FACTORS)
     if unknown:
-        raise ConfigError(f"{path}: efficiency.{sorted(unknown)[0]}: unknown factor; "
-                          f"known: {', '.join(FACTORS)}")
+        raise ConfigError(
+            f"{path}: efficiency.{sorted(unknown)[0]}: unknown factor; known: {', '.join(FACTORS)}"
+        )
     return scenario

@@ -13,8 +13,14 @@ def test_every_factor_resolves_with_provenance():
 def test_fractions_of_peak_never_exceed_one():
     for fam in ("nvidia-hopper", "nvidia-ampere", "amd-cdna3", "intel-gaudi", "nvidia-blackwell"):
         eff = efficiency_for(fam)
-        for f in ("gemm_16bit", "gemm_8bit", "attention", "memory", "collective_bus",
-                  "collective_in_network"):
+        for f in (
+            "gemm_16bit",
+            "gemm_8bit",
+            "attention",
+            "memory",
+            "collective_bus",
+            "collective_in_network",
+        ):
             assert 0 < eff.value(f) <= 1.0, (fam, f)
 
 

@@ -6,8 +6,23 @@ import pytest
 
 from explore.cli import main
 
-PREDICT = ["predict", "--system", "h100-sxm:8", "--model", "llama-3.1-70b", "--quant", "fp8",
-           "--tp", "8", "--batch", "64", "--input-len", "2048", "--output-len", "256"]
+PREDICT = [
+    "predict",
+    "--system",
+    "h100-sxm:8",
+    "--model",
+    "llama-3.1-70b",
+    "--quant",
+    "fp8",
+    "--tp",
+    "8",
+    "--batch",
+    "64",
+    "--input-len",
+    "2048",
+    "--output-len",
+    "256",
+]
 
 
 def test_predict_json(capsys):
@@ -19,16 +34,40 @@ def test_predict_json(capsys):
 def test_predict_table_mentions_everything(capsys):
     assert main(PREDICT) == 0
     out = capsys.readouterr().out
-    for word in ("TTFT", "TPOT", "tokens/s per user", "per chip", "KV cache", "reserve",
-                 "prefill", "decode", "energy", "gemm_8bit"):
+    for word in (
+        "TTFT",
+        "TPOT",
+        "tokens/s per user",
+        "per chip",
+        "KV cache",
+        "reserve",
+        "prefill",
+        "decode",
+        "energy",
+        "gemm_8bit",
+    ):
         assert word in out
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["predict", "--system", "h100:8", "--model", "llama-3-8b", "--batch", "1",
-          "--input-len", "8", "--output-len", "8"], "unknown chip 'h100'"),
+        (
+            [
+                "predict",
+                "--system",
+                "h100:8",
+                "--model",
+                "llama-3-8b",
+                "--batch",
+                "1",
+                "--input-len",
+                "8",
+                "--output-len",
+                "8",
+            ],
+            "unknown chip 'h100'",
+        ),
         ([*PREDICT[:8], "3", *PREDICT[9:]], "must equal the system's 8 chips"),
         (["predict", "--system", "mixtral-8x7b"], "--model is required"),
         (["predict", "--bogus"], "unrecognized arguments"),
@@ -43,9 +82,11 @@ def test_bad_input_one_line_exit_2(capsys, argv, message):
 
 def test_scenario_file(tmp_path, capsys):
     sc = tmp_path / "s.toml"
-    sc.write_text('system = "h100-sxm:8"\nmodel = "llama-3.1-70b"\nbatch = 8\ninput_len = 128\n'
-                  'output_len = 16\n[quant]\nweights = "nvfp4"\nactivations = "fp8"\n'
-                  'kv_cache = "fp8"\n[parallelism]\ntp = 8\n[efficiency]\nmemory = 0.5\n')
+    sc.write_text(
+        'system = "h100-sxm:8"\nmodel = "llama-3.1-70b"\nbatch = 8\ninput_len = 128\n'
+        'output_len = 16\n[quant]\nweights = "nvfp4"\nactivations = "fp8"\n'
+        'kv_cache = "fp8"\n[parallelism]\ntp = 8\n[efficiency]\nmemory = 0.5\n'
+    )
     assert main(["predict", "--scenario", str(sc), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["config"]["quant"]["weights"] == "nvfp4"

@@ -4,16 +4,34 @@ from arch.base import ConfigError
 from explore.predict import predict
 
 ARGS = {"input_len": 512, "output_len": 64}
-JSON_KEYS = {"ttft_s", "tpot_s", "tokens_per_s_per_user", "output_tokens_per_s",
-             "output_tokens_per_s_per_chip", "e2e_s", "batch", "fits", "memory_per_chip_bytes",
-             "bound", "power_w", "energy_j_per_token", "efficiency", "version"}
+JSON_KEYS = {
+    "ttft_s",
+    "tpot_s",
+    "tokens_per_s_per_user",
+    "output_tokens_per_s",
+    "output_tokens_per_s_per_chip",
+    "e2e_s",
+    "batch",
+    "fits",
+    "memory_per_chip_bytes",
+    "bound",
+    "power_w",
+    "energy_j_per_token",
+    "efficiency",
+    "version",
+}
 
 
 def test_result_contract_keys():
     d = predict("h100-sxm:8", "llama-3.1-70b", "fp8", tp=8, batch=16, **ARGS).to_dict()
-    assert JSON_KEYS <= set(d)
-    assert set(d["memory_per_chip_bytes"]) == {"weights", "kv_cache", "activations", "reserve",
-                                               "capacity"}
+    assert set(d) >= JSON_KEYS
+    assert set(d["memory_per_chip_bytes"]) == {
+        "weights",
+        "kv_cache",
+        "activations",
+        "reserve",
+        "capacity",
+    }
     assert set(d["bound"]) == {"prefill", "decode"}
 
 

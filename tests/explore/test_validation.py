@@ -19,8 +19,11 @@ def results():
 
 
 def _median_ape(results, cls):
-    apes = [abs(r.pct_error) for r in results if metric_class(r.case) == cls
-            and r.pct_error is not None]
+    apes = [
+        abs(r.pct_error)
+        for r in results
+        if metric_class(r.case) == cls and r.pct_error is not None
+    ]
     assert len(apes) >= 2, cls
     return float(np.median(apes))
 

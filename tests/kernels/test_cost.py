@@ -14,13 +14,27 @@ from workloads.ops import OpKind
 from workloads.parallel import Parallelism
 from workloads.quant import get_quant
 
-IDEAL = {"gemm_16bit": 1.0, "gemm_8bit": 1.0, "attention": 1.0, "memory": 1.0,
-         "kernel_overhead_s": 0.0, "roofline_exponent": 100.0, "collective_bus": 1.0}
+IDEAL = {
+    "gemm_16bit": 1.0,
+    "gemm_8bit": 1.0,
+    "attention": 1.0,
+    "memory": 1.0,
+    "kernel_overhead_s": 0.0,
+    "roofline_exponent": 100.0,
+    "collective_bus": 1.0,
+}
 
 
 def _tiny_decode(tiny_model):
-    return build_graph(tiny_model, phase="decode", batch=1, seq_len=1, context_len=10,
-                       parallelism=Parallelism(), quant=get_quant("bf16"))
+    return build_graph(
+        tiny_model,
+        phase="decode",
+        batch=1,
+        seq_len=1,
+        context_len=10,
+        parallelism=Parallelism(),
+        quant=get_quant("bf16"),
+    )
 
 
 def _ideal_design(tiny_system, **cols):
@@ -96,11 +110,20 @@ def test_stage_totals_equal_sum_of_op_costs(tiny_model, tiny_system):
 
 
 @settings(max_examples=40, deadline=None)
-@given(scale=st.floats(1.0, 100.0), col=st.sampled_from(["BW_WEIGHTS", "BW_KV", "BW_ACT",
-                                                          "PEAK0", "VPEAK", "UP_BW"]))
+@given(
+    scale=st.floats(1.0, 100.0),
+    col=st.sampled_from(["BW_WEIGHTS", "BW_KV", "BW_ACT", "PEAK0", "VPEAK", "UP_BW"]),
+)
 def test_more_bandwidth_or_flops_never_slower(tiny_model, tiny_system, scale, col):
-    g = build_graph(tiny_model, phase="decode", batch=8, seq_len=1, context_len=100,
-                    parallelism=Parallelism(tp=2), quant=get_quant("bf16"))
+    g = build_graph(
+        tiny_model,
+        phase="decode",
+        batch=8,
+        seq_len=1,
+        context_len=100,
+        parallelism=Parallelism(tp=2),
+        quant=get_quant("bf16"),
+    )
     from arch.chip import System
 
     sys2 = System(chip=tiny_system.chip, count=2)
@@ -108,7 +131,7 @@ def test_more_bandwidth_or_flops_never_slower(tiny_model, tiny_system, scale, co
     base = pack_design(sys2, efficiency_for("test-family"))
     faster = base.copy()
     if col == "PEAK0":
-        faster[L.PEAK0:L.PEAK0 + 9] *= scale
+        faster[L.PEAK0 : L.PEAK0 + 9] *= scale
     else:
         faster[getattr(L, col)] *= scale
     out = stage_totals(*p.args, p.count, p.stage, p.n_stages, np.stack([base, faster]))

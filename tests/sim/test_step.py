@@ -10,8 +10,15 @@ from workloads.quant import get_quant
 
 
 def test_step_is_sum_of_ops(tiny_model, tiny_system):
-    g = build_graph(tiny_model, phase="decode", batch=2, seq_len=1, context_len=20,
-                    parallelism=Parallelism(), quant=get_quant("bf16"))
+    g = build_graph(
+        tiny_model,
+        phase="decode",
+        batch=2,
+        seq_len=1,
+        context_len=20,
+        parallelism=Parallelism(),
+        quant=get_quant("bf16"),
+    )
     st = analytic_step(g, tiny_system, efficiency_for("test-family"))
     assert st.total_s == pytest.approx(float((st.per_op[:, L.T_TOTAL] * g.count).sum()))
     assert sum(st.shares.values()) == pytest.approx(1.0)
@@ -23,8 +30,15 @@ def test_pipeline_bound_by_slowest_stage_times_microbatches(tiny_model, tiny_chi
     from arch.chip import System
 
     sys2 = System(chip=tiny_chip, count=2)
-    g = build_graph(tiny_model, phase="decode", batch=2, seq_len=1, context_len=20,
-                    parallelism=Parallelism(pp=2), quant=get_quant("bf16"))
+    g = build_graph(
+        tiny_model,
+        phase="decode",
+        batch=2,
+        seq_len=1,
+        context_len=20,
+        parallelism=Parallelism(pp=2),
+        quant=get_quant("bf16"),
+    )
     one = analytic_step(g, sys2, efficiency_for("test-family"), microbatches=1)
     two = analytic_step(g, sys2, efficiency_for("test-family"), microbatches=2)
     assert one.total_s == pytest.approx(one.stage_s.sum())

@@ -20,26 +20,52 @@ def test_weights_per_chip_70b_tp8_fp8():
 def test_kv_per_chip():
     """Llama-3.1-70B, TP8 (one KV head per chip), FP8 KV, batch 64 x 2,304 tokens:
     64 x 2,304 x 80 layers x 2 x 128 x 1 B = 3,019,898,880 B."""
-    kv = kv_bytes_per_chip(load_model("llama-3.1-70b"), Parallelism(tp=8), get_quant("fp8"),
-                           batch=64, context_len=2304)
+    kv = kv_bytes_per_chip(
+        load_model("llama-3.1-70b"),
+        Parallelism(tp=8),
+        get_quant("fp8"),
+        batch=64,
+        context_len=2304,
+    )
     assert kv == 3_019_898_880
 
 
 def test_does_not_fit_says_why():
-    plan = plan_memory(load_model("llama-3.1-405b"), Parallelism(tp=1), get_quant("bf16"),
-                       load_chip("h100-sxm"), batch=1, context_len=1024, activation_bytes=0.0,
-                       reserve_fraction=0.1)
+    plan = plan_memory(
+        load_model("llama-3.1-405b"),
+        Parallelism(tp=1),
+        get_quant("bf16"),
+        load_chip("h100-sxm"),
+        batch=1,
+        context_len=1024,
+        activation_bytes=0.0,
+        reserve_fraction=0.1,
+    )
     assert not plan.fits
     assert "HBM3 holds 80.0 GB" in plan.reason
     assert plan.min_chips >= 12  # 812 GB of weights over 72 GB usable
 
 
 def test_sram_chip_and_streaming_tier():
-    groq = plan_memory(load_model("llama-3-8b"), Parallelism(tp=1), get_quant("fp8"),
-                       load_chip("groq-lpu"), batch=1, context_len=128, activation_bytes=0.0,
-                       reserve_fraction=0.05)
+    groq = plan_memory(
+        load_model("llama-3-8b"),
+        Parallelism(tp=1),
+        get_quant("fp8"),
+        load_chip("groq-lpu"),
+        batch=1,
+        context_len=128,
+        activation_bytes=0.0,
+        reserve_fraction=0.05,
+    )
     assert not groq.fits and groq.min_chips >= 35
-    cs = plan_memory(load_model("llama-3.1-70b"), Parallelism(tp=1), get_quant("bf16"),
-                     load_chip("cerebras-wse3"), batch=1, context_len=1024, activation_bytes=0.0,
-                     reserve_fraction=0.05)
+    cs = plan_memory(
+        load_model("llama-3.1-70b"),
+        Parallelism(tp=1),
+        get_quant("bf16"),
+        load_chip("cerebras-wse3"),
+        batch=1,
+        context_len=1024,
+        activation_bytes=0.0,
+        reserve_fraction=0.05,
+    )
     assert cs.fits and cs.weights_in == "capacity"  # streamed from MemoryX

@@ -11,8 +11,15 @@ from workloads.quant import get_quant
 
 
 def _decode(model, *, batch=1, context=10, tp=1, quant="bf16", **kw):
-    return build_graph(model, phase="decode", batch=batch, seq_len=1, context_len=context,
-                       parallelism=Parallelism(tp=tp, **kw), quant=get_quant(quant))
+    return build_graph(
+        model,
+        phase="decode",
+        batch=batch,
+        seq_len=1,
+        context_len=context,
+        parallelism=Parallelism(tp=tp, **kw),
+        quant=get_quant(quant),
+    )
 
 
 def test_tiny_decode_weight_bytes(tiny_model):
@@ -36,8 +43,15 @@ def test_tiny_decode_matrix_flops(tiny_model):
 
 def test_prefill_flops_near_two_per_param_per_token():
     m = load_model("llama-3-8b")
-    g = build_graph(m, phase="prefill", batch=1, seq_len=512, context_len=0,
-                    parallelism=Parallelism(), quant=get_quant("bf16"))
+    g = build_graph(
+        m,
+        phase="prefill",
+        batch=1,
+        seq_len=512,
+        context_len=0,
+        parallelism=Parallelism(),
+        quant=get_quant("bf16"),
+    )
     non_embed = m.total_params() - m.vocab_size * m.hidden_size * 2
     gemm = 2 * non_embed * 512 + 2 * m.vocab_size * m.hidden_size  # LM head on the last token
     attention = g.total("flops") - gemm

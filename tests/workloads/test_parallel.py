@@ -10,10 +10,11 @@ def test_tp_must_divide_or_replicate_kv_heads():
     m = load_model("llama-3.1-70b")  # 64 heads, 8 KV heads
     Parallelism(tp=8).validate_for(m, 8)
     Parallelism(tp=16).validate_for(m, 16)  # KV heads replicated twice
-    with pytest.raises(ConfigError, match="does not divide llama-3.1-70b's 64 heads"):
+    with pytest.raises(ConfigError, match=r"does not divide llama-3\.1-70b's 64 heads"):
         Parallelism(tp=3).validate_for(m, 3)
     odd = load_model("tiny").model_copy(
-        update={"attention": GQAAttention(num_heads=12, num_kv_heads=4, head_dim=16)})
+        update={"attention": GQAAttention(num_heads=12, num_kv_heads=4, head_dim=16)}
+    )
     with pytest.raises(ConfigError, match="neither divides nor is a multiple of tiny's 4 KV"):
         Parallelism(tp=6).validate_for(odd, 6)  # 6 divides 12 heads but not 4 KV heads
 

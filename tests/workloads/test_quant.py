@@ -14,8 +14,10 @@ def test_block_scaled_bytes():
 
 def test_narrower_weights_never_more_bytes():
     order = ["bf16", "fp8", "int4-awq", "nvfp4"]
-    sizes = [get_quant(q if q != "nvfp4" else "fp4").w.bytes_per_element
-             for q in ["bf16", "fp8", "int4-awq", "fp4"]]
+    sizes = [
+        get_quant(q if q != "nvfp4" else "fp4").w.bytes_per_element
+        for q in ["bf16", "fp8", "int4-awq", "fp4"]
+    ]
     assert sizes[0] >= sizes[1] >= min(sizes[2:]), order
 
 
