@@ -16,6 +16,7 @@ from arch.base import Frozen, Source
 
 __all__ = [
     "PRECISIONS",
+    "PRECISION_BITS",
     "Chip",
     "ComputeEngine",
     "Interconnect",
@@ -26,6 +27,18 @@ __all__ = [
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp6", "fp4", "int4"]
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp6", "fp4", "int4")
+# storage bits of each precision (tf32 keeps 19 significant bits in a 32-bit container)
+PRECISION_BITS: dict[str, int] = {
+    "fp32": 32,
+    "tf32": 19,
+    "bf16": 16,
+    "fp16": 16,
+    "fp8": 8,
+    "int8": 8,
+    "fp6": 6,
+    "fp4": 4,
+    "int4": 4,
+}
 
 Topology = Literal[
     "switch", "ring", "torus2d", "torus3d", "mesh2d", "fully_connected", "dragonfly", "none"

@@ -151,6 +151,11 @@ def print_presets(*, as_json: bool = False) -> None:
         )
         return
     con = _console()
+    con.print(_chips_table(chips))
+    con.print(_models_table(models))
+
+
+def _chips_table(chips) -> Table:
     t = Table(title="Chips (CHIP:N = N chips on the chip's standard fabric)")
     for col in (
         "name",
@@ -179,7 +184,10 @@ def print_presets(*, as_json: bool = False) -> None:
             str(c.scale_up.domain_chips),
             f"{c.tdp_w:,.0f} W",
         )
-    con.print(t)
+    return t
+
+
+def _models_table(models) -> Table:
     t = Table(title="Models")
     for col in ("name", "params", "active", "layers", "hidden", "attention", "experts"):
         t.add_column(col)
@@ -200,7 +208,7 @@ def print_presets(*, as_json: bool = False) -> None:
             attn,
             moe,
         )
-    con.print(t)
+    return t
 
 
 def _pf(x: float) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arch.chip import PRECISIONS, Chip, System
+from arch.chip import PRECISION_BITS, PRECISIONS, Chip, System
 from arch.efficiency import FamilyEfficiency
 from kernels import layout as L
 from workloads.capacity import MemoryPlan
@@ -18,17 +18,6 @@ from workloads.ops import OpGraph
 
 __all__ = ["PackedOps", "pack_design", "pack_ops", "resolve_precision"]
 
-BITS = {
-    "fp32": 32,
-    "tf32": 19,
-    "bf16": 16,
-    "fp16": 16,
-    "fp8": 8,
-    "int8": 8,
-    "fp6": 6,
-    "fp4": 4,
-    "int4": 4,
-}
 # where a precision falls back when the matrix engine lacks it (next wider format first)
 FALLBACK = {
     "fp4": ("fp6", "fp8", "int8", "bf16", "fp16"),
@@ -68,7 +57,7 @@ def pack_ops(graph: OpGraph, chip: Chip) -> PackedOps:
         [PRECISIONS.index(resolve_precision(chip, PRECISIONS[p])) for p in graph.precision],
         dtype=np.int64,
     )
-    low = np.array([BITS[PRECISIONS[p]] < 16 for p in prec], dtype=np.bool_)
+    low = np.array([PRECISION_BITS[PRECISIONS[p]] < 16 for p in prec], dtype=np.bool_)
     args = (
         graph.kind,
         graph.m,

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from arch.base import ConfigError, Frozen, closest
+from arch.chip import PRECISION_BITS
 
 __all__ = ["FORMATS", "QUANT_PRESETS", "NumberFormat", "QuantSpec", "get_quant"]
 
@@ -98,18 +99,7 @@ class QuantSpec(Frozen):
         """Precision GEMMs run at: the activation format's (weight-only formats dequantize)."""
         if self.w.weight_only:
             return self.a.compute
-        bits = {
-            "fp32": 32,
-            "tf32": 19,
-            "bf16": 16,
-            "fp16": 16,
-            "fp8": 8,
-            "int8": 8,
-            "fp6": 6,
-            "fp4": 4,
-            "int4": 4,
-        }
-        return max((self.w.compute, self.a.compute), key=lambda p: bits[p])
+        return max((self.w.compute, self.a.compute), key=lambda p: PRECISION_BITS[p])
 
 
 # The --quant presets. "fp8" and "fp4" keep an FP8 KV cache, as the MLPerf closed submissions in
