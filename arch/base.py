@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -59,9 +59,15 @@ class Frozen(BaseModel):
                 continue
             if isinstance(value, str):
                 out[name] = parse_quantity(value, name)
-            elif isinstance(value, dict) and "source" not in value:
+            elif isinstance(value, dict) and _is_dict_field(cls, name):
                 out[name] = {k: _maybe_parse(v, name) for k, v in value.items()}
         return out
+
+
+def _is_dict_field(cls: type[BaseModel], name: str) -> bool:
+    """A mapping of quantities (``peak_flops_per_s = {bf16 = "989 TFLOP/s"}``), as opposed to a
+    nested model whose own validator parses its fields."""
+    return get_origin(cls.model_fields[name].annotation) is dict
 
 
 def _maybe_parse(value: Any, field: str) -> Any:

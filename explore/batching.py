@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from arch.base import ConfigError
 
 __all__ = ["max_batch"]
@@ -43,4 +41,4 @@ def max_batch(w, *, tpot_slo_s: float | None = None) -> int:
             f"--tpot-slo-ms {tpot_slo_s * 1e3:g}: not met even at batch 1 "
             f"(TPOT {t * 1e3:.2f} ms); relax the SLO or add chips"
         )
-    return best if math.isfinite(best) else fits
+    return best

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arch.base import ConfigError
-from arch.chip import System
+from arch.chip import PRECISION_BITS, System
 from arch.efficiency import efficiency_for
 from arch.presets import load_chip
 from kernels import layout as L
@@ -137,7 +137,7 @@ def _eff(family: str, ov: Overrides):
 def _gemm_seconds(chip: str, m: float, n: float, k: float, prec: str, ov: Overrides) -> float:
     c = load_chip(chip)
     p = resolve_precision(c, prec)
-    bpe = {"fp8": 1.0, "int8": 1.0}.get(p, 2.0)
+    bpe = PRECISION_BITS[p] / 8
     g = single_op(
         "gemm",
         OpKind.GEMM,
@@ -329,6 +329,18 @@ def _predict_case(
     return _case(row, chip, fam, cls, pred, describe, assumption)
 
 
+# metric -> (value read off a Result, label); batch 1 for TTFT rows, the row's batch otherwise
+_E2E_METRICS = {
+    "ttft_ms": (lambda r: r.ttft_s * 1e3, "b1 TTFT"),
+    "e2e_latency_s": (lambda r: r.e2e_s, "static e2e"),
+    "accelerator_power_w_avg": (lambda r: r.power_w, "board power"),
+}
+_MAX_LOAD = (
+    "in-flight batching at infinite load approximated by the largest static batch that fits; "
+    "value read as total output tokens/s of the n chips"
+)
+
+
 def _e2e_case(row, chip: str, model: str) -> Case | str:
     inp, out = _int(row["input_len"]), _int(row["output_len"])
     metric = row["metric"]
@@ -336,75 +348,46 @@ def _e2e_case(row, chip: str, model: str) -> Case | str:
     if not (inp and out and n):
         return "input/output lengths or chip count not given (dataset-driven or undisclosed)"
     tp = _tp(row)
-    batch_text = row["batch_or_concurrency"]
-    fixed = _int(batch_text)
+    fixed = _int(row["batch_or_concurrency"])
     desc = f"{model} {row['precision'][:12]} TP{tp} x{n // tp} in{inp}/out{out}"
-    if metric == "ttft_ms":
+    common = {"cls": "end_to_end", "tp": tp, "n": n}
+    if metric in _E2E_METRICS:
+        metric_of, label = _E2E_METRICS[metric]
+        batch = 1 if metric == "ttft_ms" else fixed
         return _predict_case(
             row,
             chip,
             model,
-            metric_of=lambda r: r.ttft_s * 1e3,
-            cls="end_to_end",
-            batch=1,
-            tp=tp,
-            n=n,
-            describe=desc + " b1 TTFT",
+            metric_of=metric_of,
+            batch=batch,
+            describe=f"{desc} b{batch} {label}",
+            **common,
         )
-    if metric == "e2e_latency_s":
-        return _predict_case(
-            row,
-            chip,
-            model,
-            metric_of=lambda r: r.e2e_s,
-            cls="end_to_end",
-            batch=fixed,
-            tp=tp,
-            n=n,
-            describe=desc + f" b{fixed} static e2e",
-        )
-    if metric == "accelerator_power_w_avg":
-        return _predict_case(
-            row,
-            chip,
-            model,
-            metric_of=lambda r: r.power_w,
-            cls="end_to_end",
-            batch=fixed,
-            tp=tp,
-            n=n,
-            describe=desc + " board power",
-        )
-    if metric == "throughput_output_tokens_per_s":
+    if metric != "throughput_output_tokens_per_s":
+        return f"metric {metric} not expressible yet"
+    if fixed:  # static-batch peak-throughput table, total or per GPU as the unit says
         per_gpu = "/GPU" in row["unit"]
-        if fixed:  # static-batch peak-throughput table
-            return _predict_case(
-                row,
-                chip,
-                model,
-                cls="end_to_end",
-                batch=fixed,
-                tp=tp,
-                n=n,
-                metric_of=lambda r: (
-                    r.output_tokens_per_s_per_chip if per_gpu else r.output_tokens_per_s
-                ),
-                describe=desc + f" b{fixed} static throughput",
-            )
         return _predict_case(
             row,
             chip,
             model,
-            cls="end_to_end",
-            batch="max",
-            tp=tp,
-            n=n,
-            metric_of=lambda r: r.output_tokens_per_s,
-            describe=desc + " max-batch throughput",
-            assumption="in-flight batching at infinite load approximated by the largest static "
-            "batch that fits; value read as total output tokens/s of the n chips",
+            batch=fixed,
+            describe=f"{desc} b{fixed} static throughput",
+            metric_of=lambda r: (
+                r.output_tokens_per_s_per_chip if per_gpu else r.output_tokens_per_s
+            ),
+            **common,
         )
-    return f"metric {metric} not expressible yet"
+    return _predict_case(
+        row,
+        chip,
+        model,
+        batch="max",
+        metric_of=lambda r: r.output_tokens_per_s,
+        describe=f"{desc} max-batch throughput",
+        assumption=_MAX_LOAD,
+        **common,
+    )
 
 
 def _layer_case(row, chip: str, model: str) -> Case | str:

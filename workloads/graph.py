@@ -72,7 +72,7 @@ class _Builder:
         self.tokens = batch * seq  # tokens this replica processes this step
         self.rows: list[dict] = []
         self.prec = precision_code(quant.gemm_precision)
-        self.attn_prec = precision_code(quant.a.compute if not quant.a.weight_only else "fp16")
+        self.attn_prec = precision_code(quant.a.compute)
 
     # -- primitives ---------------------------------------------------------------------------
     def row(self, name: str, kind: OpKind, **cols: float) -> None:
