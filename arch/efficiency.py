@@ -10,7 +10,12 @@ Each factor is the achievable fraction of a peak (or a fixed cost) for one kerne
 * ``collective_bus``: fraction of per-direction link bandwidth ring/direct collectives reach;
   ``collective_in_network``: the same for in-switch reduction (NVLS/SHARP).
 * ``collective_step_latency_s``: latency of one algorithm step of a collective.
-* ``kernel_overhead_s``: fixed cost per kernel (launch and tail); 0 on statically scheduled chips.
+* ``kernel_overhead_s``: fixed cost per kernel inside a step (launch-to-launch gap and tail, as in
+  a CUDA graph or a serving engine); 0 on statically scheduled chips.
+* ``isolated_launch_s``: extra fixed cost of a kernel timed *alone* (host launch latency, pipeline
+  fill and drain that back-to-back kernels hide). It describes the microbenchmark harness, not the
+  product: only single-kernel validation cases add it, so that isolated timings do not inflate
+  ``kernel_overhead_s``.
 * ``roofline_exponent``: p in t = (t_compute^p + t_memory^p)^(1/p); large p is the hard roofline
   max, smaller p models imperfect overlap near the ridge point.
 * ``memory_reserve_fraction``: share of main memory unavailable to weights/KV (runtime, allocator).
@@ -52,6 +57,7 @@ FACTORS = (
     "collective_in_network",
     "collective_step_latency_s",
     "kernel_overhead_s",
+    "isolated_launch_s",
     "roofline_exponent",
     "memory_reserve_fraction",
     "active_power_fraction",
@@ -75,6 +81,7 @@ class FamilyEfficiency(Frozen):
     collective_in_network: Factor
     collective_step_latency_s: Factor
     kernel_overhead_s: Factor
+    isolated_launch_s: Factor
     roofline_exponent: Factor
     memory_reserve_fraction: Factor
     active_power_fraction: Factor

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from arch.efficiency import EFFICIENCY_DIR, FACTORS, clear_cache, prior_for
-from explore.cases import Case, build_cases, default_measurements, load_rows
+from explore.cases import Case, build_cases, load_rows
 
 __all__ = ["fit", "informed_factors", "run_calibrate"]
 
@@ -32,10 +32,16 @@ GLOBAL: tuple[str, ...] = ()  # factors shared by all families (none at present)
 BOUNDS = {
     "roofline_exponent": (1.0, 20.0),
     "kernel_overhead_s": (1e-7, 2e-5),
+    "isolated_launch_s": (1e-7, 3e-5),
     "collective_step_latency_s": (1e-7, 2e-5),
 }
 FRACTION = (0.05, 1.0)
-NOT_BORROWED = ("kernel_overhead_s", "collective_step_latency_s", "roofline_exponent")
+NOT_BORROWED = (
+    "kernel_overhead_s",
+    "isolated_launch_s",
+    "collective_step_latency_s",
+    "roofline_exponent",
+)
 
 
 def informed_factors(case: Case) -> set[str]:
@@ -44,11 +50,15 @@ def informed_factors(case: Case) -> set[str]:
     if m == "gemm_tflops":
         bits = "gemm_8bit" if d.endswith("fp8") else "gemm_16bit"
         small = int(d.split()[1].split("x")[0]) <= 512
-        return {bits, "roofline_exponent"} | ({"memory", "kernel_overhead_s"} if small else set())
+        return {bits, "roofline_exponent"} | ({"memory", "isolated_launch_s"} if small else set())
     if m == "hbm_bw_achieved_gbs":
-        return {"memory", "kernel_overhead_s", "gemm_8bit"} if "GEMM" in d else {"memory"}
+        if "GEMM" in d:
+            return {"memory", "isolated_launch_s", "gemm_8bit"}
+        return {"memory", "isolated_launch_s"} if ("copy" in d or "decode" in d) else {"memory"}
     if m == "attention_tflops":
-        return {"attention"}
+        return {"attention", "isolated_launch_s"} if "seq" in d else {"attention"}
+    if m == "layer_latency_ms" and "graph" in d:  # many kernels back to back in a CUDA graph
+        return {"kernel_overhead_s", "memory"}
     if m == "allreduce_latency_us" or (m == "allreduce_busbw_gbs" and "0.03125 MiB" in d):
         return {"collective_step_latency_s"}
     if m == "allreduce_busbw_gbs":
@@ -141,16 +151,29 @@ def write_fitted(fitted: dict, path: Path, in_sample: dict[str, float]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _converged(a: dict, b: dict, rel: float = 1e-3) -> bool:
+    flat_a = {(fam, f): v for fam, fs in a.items() for f, (v, _) in fs.items()}
+    flat_b = {(fam, f): v for fam, fs in b.items() for f, (v, _) in fs.items()}
+    return flat_a.keys() == flat_b.keys() and all(
+        math.isclose(flat_a[k], flat_b[k], rel_tol=rel) for k in flat_a
+    )
+
+
 def run_calibrate(measurements: Path | None, out: Path | None) -> int:
-    cases, _ = build_cases(load_rows(measurements or default_measurements()))
-    fitted, preds = fit(cases)
-    errs: dict[str, list[float]] = defaultdict(list)
-    for c, p in preds:
-        errs[c.family].append(abs(math.log(p / c.measured)))
-    in_sample = {k: float(np.median(v)) for k, v in errs.items()}
+    cases, _ = build_cases(load_rows(measurements))
     target = out or EFFICIENCY_DIR / "fitted.toml"
-    write_fitted(fitted, target, in_sample)
-    clear_cache()
+    previous: dict = {}
+    for _ in range(4):  # derived cross-family defaults feed back into the fit: iterate
+        fitted, preds = fit(cases)
+        errs: dict[str, list[float]] = defaultdict(list)
+        for c, p in preds:
+            errs[c.family].append(abs(math.log(p / c.measured)))
+        in_sample = {k: float(np.median(v)) for k, v in errs.items()}
+        write_fitted(fitted, target, in_sample)
+        clear_cache()
+        if _converged(previous, fitted):
+            break
+        previous = fitted
     print(
         f"fitted {sum(len(v) for v in fitted.values())} factors on {len(preds)} rows -> {target}"
     )

@@ -53,6 +53,14 @@ class Unexpressed:
     reason: str
 
 
+OWN_MEASUREMENTS = Path(__file__).resolve().parents[1] / "benchmarks" / "device" / "results"
+
+
+def own_measurements() -> list[Path]:
+    """This repository's own GPU measurements (``benchmarks/device/measure_gpu.py``)."""
+    return sorted(OWN_MEASUREMENTS.glob("*/measured.csv"))
+
+
 def default_measurements() -> Path:
     """shared/validation/measurements.csv beside the checkout (or the working directory)."""
     here = Path(__file__).resolve().parents[1]
@@ -63,9 +71,14 @@ def default_measurements() -> Path:
     raise ConfigError("cannot find shared/validation/measurements.csv; pass --measurements PATH")
 
 
-def load_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+def load_rows(path: Path | None = None) -> list[dict[str, str]]:
+    """Rows of ``path``; by default the shared table plus this repository's own measurements."""
+    paths = [path] if path else [default_measurements(), *own_measurements()]
+    rows = []
+    for p in paths:
+        with open(p, newline="") as fh:
+            rows += list(csv.DictReader(fh))
+    return rows
 
 
 # -- mapping of the free-text columns -----------------------------------------------------------
@@ -151,7 +164,13 @@ def _gemm_seconds(chip: str, m: float, n: float, k: float, prec: str, ov: Overri
         act_bytes=m * k * bpe + m * n * 2.0,
         kernels=1.0,
     )
-    return analytic_step(g, _system(chip), _eff(c.family, ov)).total_s
+    return _isolated(g, chip, ov)
+
+
+def _isolated(g, chip: str, ov: Overrides) -> float:
+    """Seconds of a one-kernel graph timed alone: its cost plus the harness launch latency."""
+    eff = _eff(load_chip(chip).family, ov)
+    return analytic_step(g, _system(chip), eff).total_s + eff.value("isolated_launch_s")
 
 
 def _gemm_case(row, chip: str) -> Case | str:
@@ -230,20 +249,69 @@ def _link_case(row, chip: str) -> Case | str:
     )
 
 
+def _attention_shape(text: str) -> dict[str, int]:
+    return {k: int(v) for k, v in re.findall(r"\b(b|h|kv|d|seq|ctx)=(\d+)", text)}
+
+
+def _attention_seconds(chip: str, sh: dict[str, int], prec: str, ov: Overrides) -> float:
+    """One attention kernel, costed as ``workloads.graph`` costs it (causal prefill or decode)."""
+    c = load_chip(chip)
+    p = resolve_precision(c, prec)
+    b, h, kvh, d = sh.get("b", 1), sh["h"], sh["kv"], sh["d"]
+    if "ctx" in sh:  # decode: one query per sequence over ctx keys
+        s, keys, kind = 1, sh["ctx"], OpKind.ATTN_DECODE
+        pairs, kv = b * keys, b * keys * 2 * kvh * d * 2.0
+    else:  # causal prefill; K and V of the new tokens written once
+        s = keys = sh["seq"]
+        pairs, kind = b * s * (s + 1) / 2, OpKind.ATTN_PREFILL
+        kv = b * s * 2 * kvh * d * 2.0
+    g = single_op(
+        "attention",
+        kind,
+        m=b * s,
+        n=keys,
+        k=d,
+        groups=h,
+        precision=precision_code(p),
+        flops=4.0 * pairs * h * d,
+        vflops=5.0 * pairs * h,
+        kv_bytes=kv,
+        act_bytes=b * s * h * 2 * d * 2.0,
+    )
+    return _isolated(g, chip, ov)
+
+
 def _attention_case(row, chip: str) -> Case | str:
     c = load_chip(chip)
     prec = _gemm_prec(row["precision"])
+    sh = _attention_shape(row["model"])
+    if {"h", "kv", "d", "seq"} <= sh.keys():  # a causal prefill kernel of a stated shape
+        flops = 4.0 * sh["h"] * sh["seq"] ** 2 * sh["d"] / 2
 
-    def pred(ov: Overrides) -> float:
-        peak = c.matrix.peak(resolve_precision(c, prec))
-        return peak * _eff(c.family, ov).value("attention") / 1e12
+        def pred(ov: Overrides) -> float:
+            return flops / _attention_seconds(chip, sh, prec, ov) / 1e12
 
-    return _case(row, chip, c.family, "microbenchmark", pred, f"attention {prec} (compute-bound)")
+        what = f"causal attention seq {sh['seq']} {prec}"
+    else:
+
+        def pred(ov: Overrides) -> float:
+            peak = c.matrix.peak(resolve_precision(c, prec))
+            return peak * _eff(c.family, ov).value("attention") / 1e12
+
+        what = f"attention {prec} (compute-bound)"
+    return _case(row, chip, c.family, "microbenchmark", pred, what)
+
+
+def _stream_seconds(chip: str, nbytes: float, ov: Overrides) -> float:
+    """A pure streaming kernel (copy) of ``nbytes`` read + written, as an elementwise op."""
+    return _isolated(single_op("copy", OpKind.ELEMENTWISE, act_bytes=nbytes), chip, ov)
 
 
 def _hbm_case(row, chip: str) -> Case | str:
     c = load_chip(chip)
     dims = {a: float(b) for a, b in re.findall(r"([MNK])=(\d+)", row["model"])}
+    sh = _attention_shape(row["model"])
+    size = _size_bytes(row["model"])
     if len(dims) == 3:
         m, n, k = dims["M"], dims["N"], dims["K"]
         bytes_moved = k * n + m * k + m * n * 2.0  # FP8 in, BF16 out (DeepGEMM)
@@ -252,6 +320,20 @@ def _hbm_case(row, chip: str) -> Case | str:
             return bytes_moved / _gemm_seconds(chip, m, n, k, "fp8", ov) / 1e9
 
         what = f"FP8 GEMM {m:.0f}x{n:.0f}x{k:.0f} achieved bandwidth"
+    elif {"b", "ctx", "h", "kv", "d"} <= sh.keys():  # decode attention: KV bytes over time
+        kv = 2.0 * sh["b"] * sh["kv"] * sh["ctx"] * sh["d"] * 2
+
+        def pred(ov: Overrides) -> float:
+            return kv / _attention_seconds(chip, sh, "bf16", ov) / 1e9
+
+        what = f"decode attention b{sh['b']} ctx{sh['ctx']} achieved bandwidth"
+    elif size is not None and "copy" in row["model"]:
+        moved = 2.0 * size  # read + written
+
+        def pred(ov: Overrides) -> float:
+            return moved / _stream_seconds(chip, moved, ov) / 1e9
+
+        what = f"copy {size / 2**20:g} MiB (read + write)"
     else:
 
         def pred(ov: Overrides) -> float:
@@ -390,26 +472,62 @@ def _e2e_case(row, chip: str, model: str) -> Case | str:
     )
 
 
-def _layer_case(row, chip: str, model: str) -> Case | str:
+def _decode_step(row, chip: str, model: str, ov: Overrides):
+    """(workload, batch, StepTiming) of one decode step at the row's batch and context."""
     from explore.predict import _resolve
 
-    tp = _tp(row)
-    batch = int(row["batch_or_concurrency"])
-    decode = "decode" in row["workload"]
-    inp = 2048
-    ctx = 3072 if decode else 0
+    tp, batch, ctx = _tp(row), int(row["batch_or_concurrency"]), _int(row["input_len"]) or 3072
     fam = load_chip(chip).family
-    quant = _quant(row["precision"])
+    w = _resolve(f"{chip}:{tp}", model, _quant(row["precision"]), tp, 1, 1, 1, 1, 1, 0.0,
+                 ov.get(fam))  # fmt: skip
+    return w, batch, w.decode(batch, ctx, w.plan(batch))
+
+
+def _decode_case(row, chip: str, model: str) -> Case | str:
+    """A decode step's latency (ms) or the board power (W) while decode steps repeat."""
+    fam, power = load_chip(chip).family, row["metric"] == "accelerator_power_w_avg"
 
     def pred(ov: Overrides) -> float:
-        w = _resolve(f"{chip}:{tp}", model, quant, tp, 1, 1, 1, 1024, 1, 0.0, ov.get(fam))
-        g = w.graph("decode" if decode else "prefill", batch, 1 if decode else inp, ctx)
-        step = analytic_step(g, w.system, w.eff, w.plan(batch))
+        w, _, step = _decode_step(row, chip, model, ov)
+        if not power:
+            return step.total_s * 1e3
+        c = w.system.chip
+        floor = max(c.idle_w, w.eff.value("active_power_fraction") * c.tdp_w)
+        return min(floor + step.energy_j / w.par.chips_per_replica / step.total_s, c.tdp_w)
+
+    what = f"{model} decode step b{row['batch_or_concurrency']} ctx {row['input_len']}"
+    return _case(row, chip, fam, "end_to_end", pred, what + (" board power" if power else ""))
+
+
+def _layer_case(row, chip: str, model: str) -> Case | str:
+    decode = "decode" in row["workload"]
+    fam = load_chip(chip).family
+    inp, ctx = 2048, _int(row["input_len"]) or 3072
+    isolated = "sum of" in row["unit"]  # LLMCompass: each op timed alone, then summed
+
+    def pred(ov: Overrides) -> float:
+        if decode:
+            w, _, step = _decode_step(row, chip, model, ov)
+            g = w.graph("decode", int(row["batch_or_concurrency"]), 1, ctx)
+        else:
+            from explore.predict import _resolve
+
+            tp = _tp(row)
+            w = _resolve(f"{chip}:{tp}", model, _quant(row["precision"]), tp, 1, 1, 1, inp, 1,
+                         0.0, ov.get(fam))  # fmt: skip
+            batch = int(row["batch_or_concurrency"])
+            g = w.graph("prefill", batch, inp, 0)
+            step = analytic_step(g, w.system, w.eff, w.plan(batch))
         in_layers = g.layer >= 0
         total = float((step.per_op[in_layers, L.T_TOTAL] * g.count[in_layers]).sum())
+        if isolated:  # a sum of per-op timings, each op timed alone
+            kernels = float((g.kernels[in_layers] * g.count[in_layers]).sum())
+            total += kernels * w.eff.value("isolated_launch_s")
         return total / w.model.num_layers * 1e3
 
-    what = f"one {model} layer TP{tp} b{batch} {'decode ctx 3072' if decode else 'prefill 2048'}"
+    what = (f"one {model} layer TP{_tp(row)} b{row['batch_or_concurrency']} "
+            f"{f'decode ctx {ctx}' if decode else f'prefill {inp}'}"
+            f"{' (CUDA graph)' if 'CUDA graph' in row['workload'] else ''}")  # fmt: skip
     return _case(row, chip, fam, "microbenchmark", pred, what)
 
 
@@ -483,6 +601,8 @@ def _one(row) -> Case | str:
         return "MLPerf Server/Interactive latency under Poisson load: needs the serving simulation"
     if metric == "layer_latency_ms" and model:
         return _layer_case(row, chip, model)
+    if model and row["workload"].startswith("decode step"):
+        return _decode_case(row, chip, model)
     if metric in ("decode_tokens_per_s_per_user", "e2e_latency_ms") or (
         "API" in row["workload"] or "public" in row["workload"] or "claim" in row["workload"]
     ):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from arch.base import ConfigError
-from explore.cases import Case, Unexpressed, build_cases, default_measurements, load_rows
+from explore.cases import Case, Unexpressed, build_cases, load_rows
 
 __all__ = ["RowResult", "Summary", "run_validate", "summarize", "validate"]
 
@@ -45,7 +45,7 @@ class Summary:
 
 
 def validate(measurements: Path | None = None) -> tuple[list[RowResult], list[Unexpressed]]:
-    cases, skipped = build_cases(load_rows(measurements or default_measurements()))
+    cases, skipped = build_cases(load_rows(measurements))
     results = []
     for c in cases:
         try:
