@@ -1,4 +1,4 @@
-"""``xpusim`` command line: predict, presets, show, validate, calibrate.
+"""``xpusim`` command line: predict, serve, presets, show, validate, calibrate.
 
 Bad input prints one line naming the field and the fix and exits with code 2 (no traceback).
 """
@@ -29,6 +29,39 @@ def _add_predict(sub) -> None:
     p.add_argument("--routing-skew", type=float, help="Zipf exponent of MoE routing (0 uniform)")
     p.add_argument("--scenario", type=Path, help="TOML scenario; flags override it")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--trace", type=Path, help="write a Perfetto/Chrome trace of the steps")
+    p.add_argument("--no-overlap", action="store_true", help="--trace: serialize every op")
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="latency distributions and throughput under load (SimPy)")
+    p.add_argument("--system", help="CHIP:N, e.g. h100-sxm:8")
+    p.add_argument("--model", help="model preset or TOML path")
+    p.add_argument("--quant", help="bf16, fp16, fp8, int8, fp4, int4-awq")
+    for flag in ("tp", "pp", "ep", "dp"):
+        p.add_argument(f"--{flag}", type=int, help=f"{flag.upper()} degree (default 1)")
+    p.add_argument("--rate", type=float, help="mean arrival rate, requests/s")
+    p.add_argument("--requests", type=int, help="requests to simulate (default 1000)")
+    p.add_argument("--input-len", help="N, uniform:LO:HI, lognormal:MEAN:STD or file:PATH")
+    p.add_argument("--output-len", help="N, uniform:LO:HI, lognormal:MEAN:STD or file:PATH")
+    p.add_argument("--scheduler", help="static, continuous (default), chunked, disaggregated")
+    p.add_argument("--max-batch", type=int, help="sequences per replica step (default 256)")
+    p.add_argument("--max-tokens", type=int, help="tokens per step / chunk budget (8192)")
+    p.add_argument("--arrivals", choices=["poisson", "gamma", "closed", "trace"])
+    p.add_argument("--cv", type=float, help="gamma arrivals: coefficient of variation of gaps")
+    p.add_argument("--users", type=int, help="closed-loop concurrency")
+    p.add_argument("--trace-file", help="trace replay CSV: arrival_s,input_len,output_len")
+    p.add_argument("--router", choices=["round_robin", "least_outstanding"])
+    p.add_argument("--preemption", choices=["recompute", "swap"])
+    p.add_argument("--prefix-hit-rate", type=float, help="share of prompt tokens cached")
+    p.add_argument("--pd-ratio", help="disaggregated: prefill:decode replicas, e.g. 1:3")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", type=Path, metavar="DIR", help="write PNG charts here")
+    p.add_argument("--scenario", type=Path, help="TOML scenario; flags override it")
+    p.add_argument("--rate-search", action="store_true", help="highest rate meeting the SLO")
+    p.add_argument("--slo-ttft-ms", type=float, help="p99 TTFT limit")
+    p.add_argument("--slo-tpot-ms", type=float, help="p99 TPOT limit")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="xpusim", description="LLM inference hardware simulator")
     sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_predict(sub)
+    _add_serve(sub)
     pr = sub.add_parser("presets", help="list chips, systems and models with key figures")
     pr.add_argument("--json", action="store_true")
     sh = sub.add_parser("show", help="one chip or model with every number's source")
@@ -78,11 +112,35 @@ def _dispatch(args: argparse.Namespace) -> int:
         from explore.report import print_predict
 
         result = _run_predict(args)
+        sims = {}
+        if args.trace:
+            from explore.trace import write_step_trace
+
+            sims = write_step_trace(result, args.trace, overlap=not args.no_overlap)
         if args.json:
-            print(json.dumps(result.to_dict(), indent=2))
+            out = result.to_dict()
+            if sims:
+                out["step_simulation"] = {
+                    k: {"total_s": v.total_s, "busy_s": v.busy_s, "exposed_s": v.exposed_s}
+                    for k, v in sims.items()
+                }
+            print(json.dumps(out, indent=2))
         else:
             print_predict(result)
+            for k, v in sims.items():
+                print(f"step simulation ({k}): {v.total_s * 1e3:.3f} ms -> {args.trace}")
         return 0
+    if args.command == "serve":
+        from explore.serve import run_serve
+
+        return run_serve(
+            _serve_request(args),
+            as_json=args.json,
+            plot_dir=args.plot,
+            slo_ttft_ms=args.slo_ttft_ms,
+            slo_tpot_ms=args.slo_tpot_ms,
+            search=args.rate_search,
+        )
     if args.command == "presets":
         from explore.report import print_presets
 
@@ -140,6 +198,77 @@ def _run_predict(args: argparse.Namespace):
         output_len=pick(args.output_len, sc.output_len, name="output-len"),
         routing_skew=args.routing_skew if args.routing_skew is not None else sc.routing_skew,
         efficiency_overrides=sc.efficiency or None,
+    )
+
+
+def _serve_request(args: argparse.Namespace):
+    from explore.serve import ServeRequest
+    from sim.stepmodel import LoRA, SpecDecode
+    from sim.traffic import ClosedLoop, Gamma, Poisson, TraceReplay, parse_length
+    from workloads.scenario import PredictScenario, load_scenario
+
+    sc = load_scenario(args.scenario) if args.scenario else PredictScenario()
+    sv, par = sc.serving, sc.parallelism
+
+    def pick(flag, file_value, default=None, name=""):
+        value = flag if flag is not None else file_value
+        if value is None and default is None:
+            raise ConfigError(f"--{name} is required (or set it in --scenario)")
+        return default if value is None else value
+
+    for flag, value in (("rate", args.rate), ("requests", args.requests)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"--{flag} must be > 0")
+    kind = pick(args.arrivals, sv.arrivals)
+    if kind == "trace":
+        arrivals = TraceReplay(Path(pick(args.trace_file, sv.trace, name="trace-file")))
+    elif kind == "closed":
+        arrivals = ClosedLoop(pick(args.users, sv.users, name="users"))
+    else:
+        rate = pick(args.rate, sv.rate, name="rate")
+        arrivals = Gamma(rate, pick(args.cv, sv.cv)) if kind == "gamma" else Poisson(rate)
+    lengths = [
+        parse_length(pick(getattr(args, f), getattr(sv, f), getattr(sc, f), name=n), "--" + n)
+        for f, n in (("input_len", "input-len"), ("output_len", "output-len"))
+    ]
+    pd = pick(args.pd_ratio, sv.pd_ratio)
+    try:
+        p, d = (int(x) for x in pd.split(":"))
+        assert p >= 1 and d >= 1
+    except (ValueError, AssertionError):
+        raise ConfigError(
+            f"--pd-ratio {pd!r}: give P:D with positive integers, e.g. 1:3"
+        ) from None
+    spec = lora = None
+    try:
+        if sv.spec:
+            spec = SpecDecode(sv.spec.k, tuple(sv.spec.acceptance), sv.spec.draft)
+        if sv.lora:
+            lora = LoRA(sv.lora.adapters, sv.lora.rank)
+    except ValueError as exc:
+        raise ConfigError(f"{args.scenario}: serving: {exc}") from None
+    return ServeRequest(
+        system=pick(args.system, sc.system_spec(), name="system"),
+        model=pick(args.model, sc.model, name="model"),
+        quant=pick(args.quant, sc.quant, default="bf16"),
+        input_len=lengths[0],
+        output_len=lengths[1],
+        arrivals=arrivals,
+        requests=pick(args.requests, sv.requests, 1000),
+        tp=pick(args.tp, par.tp, 1),
+        pp=pick(args.pp, par.pp, 1),
+        ep=pick(args.ep, par.ep, 1),
+        dp=pick(args.dp, par.dp, 1),
+        scheduler=pick(args.scheduler, sv.scheduler, "continuous"),
+        max_batch=pick(args.max_batch, sv.max_batch, 256),
+        max_tokens=pick(args.max_tokens, sv.max_tokens, 8192),
+        router=pick(args.router, sv.router),
+        preemption=pick(args.preemption, sv.preemption),
+        prefix_hit_rate=pick(args.prefix_hit_rate, sv.prefix_hit_rate),
+        pd_ratio=(p, d),
+        spec=spec,
+        lora=lora,
+        seed=pick(args.seed, sv.seed, 0),
     )
 
 

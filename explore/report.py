@@ -253,3 +253,41 @@ def _flatten(data, prefix: str = ""):
             yield from _flatten(v, f"{prefix}.{i}")
     else:
         yield prefix, data
+
+
+def print_serving(s: dict, console: Console | None = None) -> None:
+    """Human-readable ``xpusim serve`` summary: latency table and throughput lines."""
+    con = console or _console()
+    cfg = s.get("config", {})
+    if "rate_search" in s:
+        rs = s["rate_search"]
+        con.print(
+            f"[bold]highest Poisson rate meeting p99 TTFT <= {rs['slo_ttft_ms']:g} ms and "
+            f"p99 TPOT <= {rs['slo_tpot_ms']:g} ms: {rs['max_rate_per_s']:.3g} requests/s[/bold]"
+        )
+    con.print(
+        f"{cfg.get('system', '')} {cfg.get('model', '')} {cfg.get('quant', '')} "
+        f"{cfg.get('scheduler', '')}, {cfg.get('requests', '')} requests, "
+        f"KV {cfg.get('kv_tokens_per_replica', 0):,} tokens/replica"
+    )
+    t = Table(title="latency")
+    for col in ("metric", "mean", "p50", "p90", "p99"):
+        t.add_column(col, justify="right" if col != "metric" else "left")
+    for key, label in (("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("e2e_s", "end to end"),
+                       ("queue_s", "queueing")):  # fmt: skip
+        d = s[key]
+        t.add_row(label, *(_ms(d[q]) for q in ("mean", "p50", "p90", "p99")))
+    con.print(t)
+    con.print(
+        f"output tokens/s {_num(s['output_tokens_per_s'])} "
+        f"({_num(s['output_tokens_per_s_per_chip'])} per chip), requests/s "
+        f"{_num(s['requests_per_s'], '.3g')}, goodput {_num(s['goodput_requests_per_s'], '.3g')}"
+        f" req/s, KV utilization {s['kv_utilization_mean']:.1%}, preemptions {s['preemptions']}"
+    )
+    e = s["energy_j_per_token"]
+    con.print(
+        f"energy {_num(e, '.3g')} J/token; simulated {s['simulated_s']:.1f} s in "
+        f"{s['wall_s']:.2f} s wall"
+    )
+    for p in s.get("plots", []):
+        con.print(f"plot: {p}")

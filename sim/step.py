@@ -8,7 +8,7 @@ one micro-batch's trip or throughput-bound by its slowest stage).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,6 +36,10 @@ class StepTiming:
     graph: OpGraph
     shares: dict[str, float]
     energy_j: float
+    # filled by the SimPy step simulation (sim.step_sim.time_step); empty for the analytic sum
+    busy_s: dict[str, float] = field(default_factory=dict)
+    exposed_s: dict[str, float] = field(default_factory=dict)
+    timeline: tuple = ()
 
     @property
     def bound(self) -> str:

@@ -15,12 +15,25 @@ kv_cache = "fp8"
 tp = 8
 [efficiency]                     # override named factors (recorded as source "user")
 memory = 0.9
+[serving]                        # xpusim serve only; CLI flags override
+rate = 20.0                      # requests/s (Poisson; arrivals = "gamma" with cv, "closed" with
+requests = 5000                  #   users, or "trace" with trace = "file.csv")
+input_len = "lognormal:1024:512" # an integer, uniform:LO:HI, lognormal:MEAN:STD or file:PATH
+output_len = 256
+scheduler = "chunked"            # static, continuous, chunked, disaggregated
+max_batch = 256
+max_tokens = 8192
+[serving.spec]                   # speculative decoding (optional)
+k = 3
+acceptance = [0.8, 0.6, 0.4]
+draft = "mtp"                    # or a model preset run on the same chips
 ```
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError
 
@@ -28,7 +41,7 @@ from arch.base import ConfigError, Frozen, format_validation_error, load_toml
 from arch.efficiency import FACTORS
 from workloads.quant import QuantSpec
 
-__all__ = ["PredictScenario", "load_scenario"]
+__all__ = ["PredictScenario", "ServingSection", "load_scenario"]
 
 
 class ParallelSection(Frozen):
@@ -36,6 +49,38 @@ class ParallelSection(Frozen):
     pp: int | None = Field(default=None, ge=1)
     ep: int | None = Field(default=None, ge=1)
     dp: int | None = Field(default=None, ge=1)
+
+
+class SpecSection(Frozen):
+    k: int = Field(ge=1)
+    acceptance: list[float]
+    draft: str = "mtp"
+
+
+class LoraSection(Frozen):
+    adapters: int = Field(ge=1)
+    rank: int = Field(ge=1)
+
+
+class ServingSection(Frozen):
+    rate: float | None = Field(default=None, gt=0)
+    requests: int | None = Field(default=None, ge=1)
+    input_len: int | str | None = None
+    output_len: int | str | None = None
+    arrivals: Literal["poisson", "gamma", "closed", "trace"] = "poisson"
+    cv: float = Field(default=2.0, gt=0)
+    users: int | None = Field(default=None, ge=1)
+    trace: str | None = None
+    scheduler: str | None = None
+    max_batch: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    router: Literal["round_robin", "least_outstanding"] = "round_robin"
+    preemption: Literal["recompute", "swap"] = "recompute"
+    prefix_hit_rate: float = Field(default=0.0, ge=0, lt=1)
+    pd_ratio: str = "1:1"
+    seed: int | None = None
+    spec: SpecSection | None = None
+    lora: LoraSection | None = None
 
 
 class PredictScenario(Frozen):
@@ -51,6 +96,7 @@ class PredictScenario(Frozen):
     routing_skew: float = Field(default=0.0, ge=0)
     parallelism: ParallelSection = ParallelSection()
     efficiency: dict[str, float] = Field(default_factory=dict)
+    serving: ServingSection = ServingSection()
 
     def system_spec(self) -> str | None:
         if self.chip:

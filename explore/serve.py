@@ -1,0 +1,242 @@
+"""``xpusim serve``: latency distributions and throughput under load, and the SLO rate search.
+
+Wires the core (system, model, quantization, parallelism, calibrated efficiency) to the serving
+simulation: the KV cache of each replica is sized by the capacity plan (main memory less weights,
+reserve and activations), the step model is the memoized analytic step, idle and active power
+come from the chip preset and the efficiency factors.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, replace
+
+from arch.base import ConfigError
+from explore.predict import Workload, _resolve
+from sim.metrics import summarize
+from sim.serving import ServingConfig, simulate_serving
+from sim.stepmodel import AnalyticStepModel, LoRA, SpecDecode
+from sim.traffic import Arrivals, ClosedLoop, LengthDist, Poisson
+from workloads.capacity import kv_bytes_per_chip
+from workloads.presets import load_model
+
+__all__ = ["ServeRequest", "rate_search", "run_serve", "serve"]
+
+SWAP_BW = 64e9  # host link per chip for swap preemption: PCIe 5.0 x16 (assumption)
+
+
+@dataclass(frozen=True)
+class ServeRequest:
+    system: str
+    model: str
+    quant: str
+    input_len: LengthDist
+    output_len: LengthDist
+    arrivals: Arrivals
+    requests: int = 1000
+    tp: int = 1
+    pp: int = 1
+    ep: int = 1
+    dp: int = 1
+    scheduler: str = "continuous"
+    max_batch: int = 256
+    max_tokens: int = 8192
+    router: str = "round_robin"
+    preemption: str = "recompute"
+    prefix_hit_rate: float = 0.0
+    pd_ratio: tuple[int, int] = (1, 1)
+    spec: SpecDecode | None = None
+    lora: LoRA | None = None
+    seed: int = 0
+    block_size: int = 16
+
+
+def _workload(req: ServeRequest) -> Workload:
+    inp = max(1, round(req.input_len.mean))
+    out = max(1, round(req.output_len.mean))
+    return _resolve(req.system, req.model, req.quant, req.tp, req.pp, req.ep, req.dp, inp, out,
+                    0.0, None)  # fmt: skip
+
+
+def _kv_blocks(w: Workload, block: int) -> tuple[int, float]:
+    """KV blocks per replica from the capacity plan, and KV bytes per token per chip."""
+    plan = w.plan(1)
+    if not plan.fits:
+        raise ConfigError(f"the model does not fit: {plan.reason}")
+    per_token = kv_bytes_per_chip(w.model, w.par, w.quant, batch=1, context_len=1)
+    free = plan.capacity - plan.reserve - plan.activations
+    if plan.weights_in == "main":
+        free -= plan.weights
+    blocks = int(free // (per_token * block)) if per_token > 0 else 1 << 30
+    if blocks < 1:
+        raise ConfigError("no memory is left for the KV cache: add chips or quantize")
+    return blocks, per_token
+
+
+def build(req: ServeRequest, progress=None) -> tuple[ServingConfig, AnalyticStepModel]:
+    w = _workload(req)
+    blocks, per_token = _kv_blocks(w, req.block_size)
+    chip = w.system.chip
+    out_link = chip.scale_out or chip.scale_up
+    spec = req.spec
+    if spec and isinstance(spec.draft, str) and spec.draft != "mtp":
+        spec = replace(spec, draft=load_model(spec.draft))
+    sm = AnalyticStepModel(w.system, w.model, w.quant, w.par, w.eff, w.plan(1), spec, req.lora)
+    replicas = w.par.dp
+    cfg = ServingConfig(
+        arrivals=req.arrivals,
+        input_len=req.input_len,
+        output_len=req.output_len,
+        requests=req.requests,
+        scheduler=req.scheduler,
+        max_batch=req.max_batch,
+        max_tokens=req.max_tokens,
+        replicas=replicas,
+        router=req.router,
+        kv_blocks=blocks,
+        block_size=req.block_size,
+        preemption=req.preemption,
+        swap_bytes_per_token=per_token,
+        swap_bw_bytes_per_s=SWAP_BW,
+        prefix_hit_rate=req.prefix_hit_rate,
+        pd_ratio=req.pd_ratio,
+        kv_bytes_per_token=per_token,
+        transfer_bw_bytes_per_s=out_link.bandwidth_bytes_per_s * out_link.links,
+        transfer_latency_s=out_link.latency_s,
+        spec=req.spec,
+        chips_per_replica=w.par.chips_per_replica,
+        idle_w=chip.idle_w,
+        busy_floor_w=max(chip.idle_w, w.eff.value("active_power_fraction") * chip.tdp_w),
+        seed=req.seed,
+        progress=progress,
+    )
+    return cfg, sm
+
+
+def serve(req: ServeRequest, *, slo_ttft_s=None, slo_tpot_s=None, progress=None):
+    """Simulate; returns (summary dict with the contract keys, trace)."""
+    cfg, sm = build(req, progress)
+    t0 = time.perf_counter()
+    try:
+        trace = simulate_serving(cfg, sm.step)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    wall = time.perf_counter() - t0
+    out = summarize(trace, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, wall_s=wall)
+    out["config"] = _config(req, cfg)
+    return out, trace
+
+
+def _config(req: ServeRequest, cfg: ServingConfig) -> dict:
+    return {
+        "system": req.system,
+        "model": req.model,
+        "quant": req.quant,
+        "parallelism": {"tp": req.tp, "pp": req.pp, "ep": req.ep, "dp": req.dp},
+        "scheduler": req.scheduler,
+        "max_batch": req.max_batch,
+        "max_tokens": req.max_tokens,
+        "arrivals": repr(req.arrivals),
+        "input_len": repr(req.input_len),
+        "output_len": repr(req.output_len),
+        "requests": cfg.requests,
+        "kv_blocks_per_replica": cfg.kv_blocks,
+        "kv_tokens_per_replica": cfg.kv_blocks * cfg.block_size,
+        "seed": req.seed,
+    }
+
+
+def _meets(summary: dict, slo_ttft_s: float, slo_tpot_s: float) -> bool:
+    t, p = summary["ttft_s"]["p99"], summary["tpot_s"]["p99"]
+    return t is not None and t <= slo_ttft_s and (p is None or p <= slo_tpot_s)
+
+
+def rate_search(
+    req: ServeRequest, slo_ttft_s: float, slo_tpot_s: float, *, rel_tol: float = 0.02
+) -> tuple[float, dict]:
+    """Highest Poisson rate whose p99 TTFT and p99 TPOT meet the SLO (MLPerf Server style).
+
+    Brackets by doubling from a capacity estimate, then bisects to ``rel_tol``. Returns
+    (rate, summary at that rate); rate 0 when even a trickle misses the SLO."""
+    probe, _ = serve(replace(req, arrivals=ClosedLoop(req.max_batch * req.dp), requests=
+                             max(200, req.max_batch * req.dp * 2)))  # fmt: skip
+    hi = probe["requests_per_s"] * 1.2
+    lo, best = 0.0, None
+
+    def run(rate):
+        s, _ = serve(replace(req, arrivals=Poisson(rate)), slo_ttft_s=slo_ttft_s,
+                     slo_tpot_s=slo_tpot_s)  # fmt: skip
+        return s
+
+    lo_rate = hi / 64
+    s = run(lo_rate)
+    if not _meets(s, slo_ttft_s, slo_tpot_s):
+        return 0.0, s
+    lo, best = lo_rate, s
+    while hi - lo > rel_tol * hi:
+        mid = math.sqrt(lo * hi) if hi / lo > 4 else (lo + hi) / 2
+        s = run(mid)
+        if _meets(s, slo_ttft_s, slo_tpot_s):
+            lo, best = mid, s
+        else:
+            hi = mid
+    return lo, best
+
+
+def run_serve(req: ServeRequest, *, as_json: bool, plot_dir, slo_ttft_ms, slo_tpot_ms,
+              search: bool) -> int:  # fmt: skip
+    import json
+
+    slo_t = slo_ttft_ms / 1e3 if slo_ttft_ms else None
+    slo_p = slo_tpot_ms / 1e3 if slo_tpot_ms else None
+    if search:
+        if slo_t is None or slo_p is None:
+            raise ConfigError("--rate-search needs --slo-ttft-ms and --slo-tpot-ms")
+        rate, summary = rate_search(req, slo_t, slo_p)
+        summary = {"rate_search": {"max_rate_per_s": rate, "slo_ttft_ms": slo_ttft_ms,
+                                   "slo_tpot_ms": slo_tpot_ms}, **summary}  # fmt: skip
+        trace = None
+    else:
+        with _Progress(req.requests, enabled=not as_json) as tick:
+            summary, trace = serve(req, slo_ttft_s=slo_t, slo_tpot_s=slo_p, progress=tick)
+    if plot_dir and trace is not None:
+        from explore.plots import serving_plots
+
+        summary["plots"] = [str(p) for p in serving_plots(req, trace, plot_dir)]
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        from explore.report import print_serving
+
+        print_serving(summary)
+    return 0
+
+
+class _Progress:
+    """A rich progress bar when stdout is a TTY and the run lasts more than ~2 s."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled = total, enabled and sys.stdout.isatty()
+        self.bar = None
+        self.t0 = time.perf_counter()
+
+    def __enter__(self):
+        return self.tick
+
+    def tick(self, done: int) -> None:
+        if not self.enabled or done % 50:
+            return
+        if self.bar is None and time.perf_counter() - self.t0 > 2.0:
+            from rich.progress import Progress
+
+            self.bar = Progress(transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("simulating requests", total=self.total)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()

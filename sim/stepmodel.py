@@ -1,0 +1,195 @@
+"""Step times for the serving simulation, memoized by batch shape.
+
+A serving step is one forward pass of one replica over a *batch shape*: ``n_decode`` sequences
+each generating one token (or verifying ``k`` speculative ones) at a mean context, plus
+``prefill`` tokens from ``n_prefill`` prompts (whole prompts or chunks). ``AnalyticStepModel``
+costs a shape with the analytic step (the same op graphs and Numba kernels as ``predict``) and
+memoizes it by bucket: batch exact up to 32, then, like tokens and context, on a geometric grid of
+2^(1/8) (about 9 % wide, so a bucket's centre is within 4.5 % of any shape in it). One event per
+step, not per op.
+
+A mixed step (chunked prefill with decodes riding along) is costed as one prefill pass over
+``prefill + n_decode`` tokens (weights are read once, the decode rows add GEMM rows) plus the
+decode attention over the KV cache, ``T_dec(B, c) - T_dec(B, 1)``. This is an approximation of a
+fused kernel schedule, not a measured one.
+
+Speculative decoding: verification is a decode step of ``k + 1`` tokens per sequence; drafting
+costs
+``k`` decode steps of the draft model on the same chips, or, for self-drafting heads (MTP), ``k``
+times one extra layer (``T_dec / num_layers``). LoRA: ``N`` adapters of rank ``r`` on the attention
+projections add, per step, the adapter weights of the distinct adapters in the batch (expected
+``N (1 - (1 - 1/N)^B)``) streamed from memory, plus their FLOPs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from arch.chip import System
+from arch.efficiency import FamilyEfficiency
+from sim.step import StepTiming, analytic_step
+from workloads.capacity import MemoryPlan
+from workloads.graph import build_graph
+from workloads.model import ModelSpec
+from workloads.parallel import Parallelism
+from workloads.quant import QuantSpec
+
+__all__ = ["AnalyticStepModel", "LoRA", "SpecDecode", "StepCost", "bucket"]
+
+_GRID = 2 ** (1 / 8)
+
+
+def bucket(x: float, exact_below: int = 32) -> int:
+    """Representative of ``x`` on the memo grid: exact below ``exact_below``, else geometric."""
+    if x <= exact_below:
+        return max(round(x), 0)
+    return round(_GRID ** round(math.log(x, _GRID)))
+
+
+@dataclass(frozen=True)
+class SpecDecode:
+    """``k`` draft tokens per step; ``acceptance[i]``: P(token i+1 accepted | tokens <= i were).
+
+    ``draft``: ``"mtp"`` for self-drafting heads, or a ModelSpec run on the same chips."""
+
+    k: int
+    acceptance: tuple[float, ...]
+    draft: str | ModelSpec = "mtp"
+
+    def __post_init__(self):
+        if self.k < 1 or len(self.acceptance) != self.k:
+            raise ValueError(
+                "speculative decoding: give k >= 1 and one acceptance rate per position"
+            )
+        if not all(0.0 <= a <= 1.0 for a in self.acceptance):
+            raise ValueError("speculative decoding: acceptance rates must be in [0, 1]")
+
+    def expected_tokens(self) -> float:
+        """Tokens emitted per verification step: 1 + sum_i prod_{j<=i} a_j."""
+        out, p = 1.0, 1.0
+        for a in self.acceptance:
+            p *= a
+            out += p
+        return out
+
+
+@dataclass(frozen=True)
+class LoRA:
+    adapters: int
+    rank: int
+
+    def distinct(self, batch: int) -> float:
+        n = self.adapters
+        return n * (1.0 - (1.0 - 1.0 / n) ** batch) if n > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class StepCost:
+    seconds: float
+    energy_j: float
+
+
+@dataclass
+class AnalyticStepModel:
+    """Memoized analytic step costs of one replica (``par`` per replica)."""
+
+    system: System
+    model: ModelSpec
+    quant: QuantSpec
+    par: Parallelism
+    eff: FamilyEfficiency
+    plan: MemoryPlan | None = None
+    spec: SpecDecode | None = None
+    lora: LoRA | None = None
+    draft: AnalyticStepModel | None = None
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        if self.spec and not isinstance(self.spec.draft, str):
+            self.draft = AnalyticStepModel(
+                self.system, self.spec.draft, self.quant, self.par, self.eff, self.plan
+            )
+
+    # -- primitive passes (memoized) ------------------------------------------------------------
+    def _timing(self, phase: str, batch: int, seq: int, ctx: int) -> StepTiming:
+        key = (phase, batch, seq, ctx)
+        hit = self._memo.get(key)
+        if hit is None:
+            pp = self.par.pp if phase == "decode" else 1  # decode pipelines micro-batches
+            g = build_graph(
+                self.model,
+                phase=phase,  # type: ignore[arg-type]
+                batch=math.ceil(batch / pp),
+                seq_len=seq,
+                context_len=ctx,
+                parallelism=self.par,
+                quant=self.quant,
+            )
+            hit = analytic_step(g, self.system, self.eff, self.plan, microbatches=min(pp, batch))
+            self._memo[key] = hit = StepCost(hit.total_s, hit.energy_j)
+        return hit
+
+    def decode(self, batch: int, ctx: float, seq: int = 1) -> StepCost:
+        return self._timing("decode", bucket(batch), seq, max(bucket(ctx), 1))
+
+    def prefill(self, tokens: float, n_seqs: int, ctx: float = 0.0) -> StepCost:
+        n = max(bucket(n_seqs, 8), 1)
+        seq = max(bucket(tokens / n), 1)
+        return self._timing("prefill", n, seq, bucket(ctx))
+
+    # -- one serving step -----------------------------------------------------------------------
+    def step(
+        self, n_decode: int, decode_ctx: float, prefill: int = 0, n_prefill: int = 0,
+        prefill_ctx: float = 0.0,
+    ) -> StepCost:  # fmt: skip
+        """Cost of one step; ``decode_ctx`` is the mean context of the decode sequences."""
+        parts: list[StepCost] = []
+        if n_decode and not prefill:
+            parts.append(self._decode_part(n_decode, decode_ctx))
+        elif prefill:
+            parts.append(self.prefill(prefill + n_decode, n_prefill + n_decode, prefill_ctx))
+            if n_decode:
+                a, b = self.decode(n_decode, decode_ctx), self.decode(n_decode, 1)
+                parts.append(
+                    StepCost(max(a.seconds - b.seconds, 0.0), max(a.energy_j - b.energy_j, 0.0))
+                )
+        if self.lora and (n_decode or prefill):
+            parts.append(self._lora(n_decode + n_prefill, n_decode + prefill))
+        return StepCost(sum(p.seconds for p in parts), sum(p.energy_j for p in parts))
+
+    def _decode_part(self, n: int, ctx: float) -> StepCost:
+        if not self.spec:
+            return self.decode(n, ctx)
+        k = self.spec.k
+        verify = self.decode(n, ctx, seq=k + 1)
+        if self.draft is not None:
+            one = self.draft.decode(n, ctx)
+            draft = StepCost(k * one.seconds, k * one.energy_j)
+        else:  # self-drafting head: about one extra layer per draft token
+            one = self.decode(n, ctx)
+            f = k / self.model.num_layers
+            draft = StepCost(f * one.seconds, f * one.energy_j)
+        return StepCost(verify.seconds + draft.seconds, verify.energy_j + draft.energy_j)
+
+    def _lora(self, sequences: int, tokens: int) -> StepCost:
+        """Adapter GEMMs: distinct adapters' A/B weights streamed, 2 x tokens x r x dims FLOPs."""
+        m, lo = self.model, self.lora
+        assert lo is not None
+        a = m.attention
+        heads_d = getattr(a, "num_heads", 1) * getattr(a, "head_dim", m.hidden_size)
+        kv_d = getattr(a, "num_kv_heads", 1) * getattr(a, "head_dim", m.hidden_size)
+        dims = (m.hidden_size + heads_d) * 2 + (m.hidden_size + kv_d) * 2  # q, o, k, v: in + out
+        layers = m.num_layers / self.par.pp
+        per_adapter = lo.rank * dims * layers * self.quant.w.bytes_per_element / self.par.tp
+        nbytes = lo.distinct(sequences) * per_adapter
+        chip = self.system.chip
+        t_mem = nbytes / (chip.main_memory.bandwidth_bytes_per_s * self.eff.value("memory"))
+        flops = 2.0 * tokens * lo.rank * dims * layers / self.par.tp
+        t_cmp = flops / (chip.matrix.peak("bf16") * self.eff.value("gemm_16bit"))
+        e = nbytes * chip.main_memory.energy_j_per_byte * self.par.chips_per_replica
+        return StepCost(max(t_mem, t_cmp), e)
+
+    @property
+    def cached_shapes(self) -> int:
+        return len(self._memo)
