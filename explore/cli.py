@@ -225,7 +225,7 @@ def _serve_request(args: argparse.Namespace):
     elif kind == "closed":
         arrivals = ClosedLoop(pick(args.users, sv.users, name="users"))
     else:
-        rate = pick(args.rate, sv.rate, name="rate")
+        rate = pick(args.rate, sv.rate, 1.0 if args.rate_search else None, name="rate")
         arrivals = Gamma(rate, pick(args.cv, sv.cv)) if kind == "gamma" else Poisson(rate)
     lengths = [
         parse_length(pick(getattr(args, f), getattr(sv, f), getattr(sc, f), name=n), "--" + n)

@@ -200,7 +200,10 @@ class Replica:
         self.kv.release(req.rid)
         req.recompute, req.prefilled = req.generated, 0
         req.cached = 0
-        self.waiting.appendleft(req)
+        if self.role == "decode":  # recomputed in the prefill pool, then transferred again
+            self.sim.route(req, self.sim.front).enqueue(req)
+        else:
+            self.waiting.appendleft(req)
         return 0.0
 
     def _swap_in(self) -> float:
