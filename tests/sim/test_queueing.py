@@ -4,8 +4,8 @@
   simulator as requests arrive and leave) against arrival rate x mean time in system (from the
   per-request timestamps), within 2 %.
 * M/M/1: one server (static batching with batch 1, one output token so a request is one step),
-  exponential service of rate mu, Poisson arrivals of rate lambda. Closed forms (Kleinrock, Queueing
-  Systems vol. 1, eq. 3.26): mean time in system W = 1 / (mu - lambda), mean wait in queue
+  exponential service of rate mu, Poisson arrivals of rate lambda. Closed forms (Kleinrock,
+  Queueing Systems vol. 1, eq. 3.26): mean time in system W = 1 / (mu - lambda), mean wait in queue
   Wq = rho / (mu - lambda). Checked within 3 % over 50,000 requests.
 """
 
@@ -65,4 +65,4 @@ def test_littles_law_on_a_batched_system():
         )
         trace = simulate_serving(cfg, step)
         L, lam_w = littles_law(trace)
-        assert L == pytest.approx(lam_w, rel=0.02), sched
+        assert pytest.approx(lam_w, rel=0.02) == L, sched

@@ -5,6 +5,7 @@ The step model here is a cheap linear cost (fixed + per decode sequence + per pr
 the suite exercises scheduling and KV bookkeeping, not costs; a small KV cache forces preemption.
 """
 
+import itertools
 import math
 
 import numpy as np
@@ -123,8 +124,8 @@ def test_closed_loop_and_gamma_arrivals_finish():
 def test_closed_loop_keeps_concurrency():
     """With U users and no think time, at most U requests are ever in the system."""
     t = simulate_serving(_config("continuous", arrivals=ClosedLoop(5), requests=100), linear_step)
-    events = sorted([(r.arrival_s, 1) for r in t.requests] + [(r.finish_s, -1) for r in t.requests],
-                    key=lambda e: (e[0], e[1]))  # fmt: skip
+    arrive = [(r.arrival_s, 1) for r in t.requests]
+    events = sorted(arrive + [(r.finish_s, -1) for r in t.requests], key=lambda e: (e[0], e[1]))
     assert max(np.cumsum([d for _, d in events])) <= 5
 
 
@@ -133,6 +134,6 @@ def test_static_batches_wait_for_the_whole_batch():
     no earlier than the batch's first token, and the next batch starts after the last finish."""
     t = simulate_serving(_config("static"), linear_step)
     starts = sorted({r.first_scheduled_s for r in t.requests})
-    for a, b in zip(starts, starts[1:], strict=False):
+    for a, b in itertools.pairwise(starts):
         batch = [r for r in t.requests if r.first_scheduled_s == a]
         assert max(r.finish_s for r in batch) <= b + 1e-12
