@@ -598,7 +598,11 @@ def _one(row) -> Case | str:
         return _MICRO[metric](row, chip)
     model = _match(_MODELS, row["model"])
     if metric in _SERVER:
-        return "MLPerf Server/Interactive latency under Poisson load: needs the serving simulation"
+        return (
+            "MLPerf Server/Interactive under Poisson load: the data set's input/output length "
+            "distribution is not in shared/validation (xpusim serve takes it as "
+            "--input-len/--output-len file:PATH once known)"
+        )
     if metric == "layer_latency_ms" and model:
         return _layer_case(row, chip, model)
     if model and row["workload"].startswith("decode step"):

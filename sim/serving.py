@@ -168,23 +168,25 @@ class Replica:
             self.sim.record(self, batch, dt)
 
     # -- KV pressure ---------------------------------------------------------------------------
-    def _step_tokens(self, req: Request) -> int:  # KV slots a decode step may fill
-        return (self.sim.cfg.spec.k + 1) if self.sim.cfg.spec else 1
-
     def _make_room(self, batch: Batch) -> float:
         """Grow decode sequences' KV by this step's tokens, preempting the newest if needed."""
-        extra = 0.0
-        for req in list(batch.decode):
-            if req not in batch.decode:
+        extra, kv = 0.0, self.kv
+        held, bs, step = kv.held, kv.block_size, self.sim.kv_step_tokens
+        removed: set[Request] = set()
+        for req in batch.decode:
+            if req in removed:
                 continue
-            need = min(req.context + self._step_tokens(req), req.input_len + req.output_len)
-            while not self.kv.grow(req.rid, need):
+            need = min(req.input_len + req.generated + step, req.input_len + req.output_len)
+            if held.get(req.rid, 0) * bs >= need:  # fast path: the last block has room
+                continue
+            while not kv.grow(req.rid, need):
                 victim = self.running[-1]
                 extra += self._preempt(victim)
-                if victim in batch.decode:
-                    batch.decode.remove(victim)
+                removed.add(victim)
                 if victim is req:
                     break
+        if removed:
+            batch.decode = [r for r in batch.decode if r not in removed]
         return extra
 
     def _preempt(self, req: Request) -> float:
@@ -234,8 +236,17 @@ class Replica:
                     self.sim.hand_off(req)
                 else:
                     self.running.append(req)
+        sim = self.sim
+        if sim.cfg.spec is None:  # fast path: one token each, most requests not finishing
+            for req in batch.decode:
+                if req.generated + 1 < req.output_len:
+                    req.generated += 1
+                    sim.tokens_out += 1
+                else:
+                    self._emit(req, 1, now)
+            return
         for req in batch.decode:
-            self._emit(req, self.sim.tokens_per_step(), now)
+            self._emit(req, sim.tokens_per_step(), now)
 
     def _emit(self, req: Request, n: int, now: float) -> None:
         if math.isnan(req.first_token_s):
@@ -262,6 +273,7 @@ class _Sim:
                 "tokens")  # fmt: skip
         self.steps: dict[str, list] = {k: [] for k in cols}
         self.all_done = self.env.event()
+        self.kv_step_tokens = cfg.spec.k + 1 if cfg.spec else 1  # KV slots a decode step fills
         self._rr = 0
         self.pool = self._replicas()
         self.decode_pool = [r for r in self.pool if r.role == "decode"]
@@ -330,7 +342,7 @@ class _Sim:
 
     def cost(self, batch: Batch) -> StepCost:
         dec = batch.decode
-        ctx = sum(r.context for r in dec) / len(dec) if dec else 0.0
+        ctx = sum(r.input_len + r.generated for r in dec) / len(dec) if dec else 0.0
         pre = batch.prefill
         pctx = sum(r.prefilled + r.cached for r, _ in pre) / len(pre) if pre else 0.0
         return self.step_model(len(dec), ctx, batch.prefill_tokens, len(pre), pctx)

@@ -117,3 +117,13 @@ def test_length_parsing():
 
     x = d.sample(np.random.default_rng(0), 200_000)
     assert x.mean() == pytest.approx(1000, rel=0.01) and x.std() == pytest.approx(500, rel=0.03)
+
+
+def test_scenario_with_spec_and_lora(capsys):
+    """The example scenario runs; flags override it (--requests)."""
+    assert main(["serve", "--scenario", "examples/serve_70b_spec.toml", "--requests", "80",
+                 "--json"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert out["config"]["requests"] == 80
+    # two draft tokens accepted at 0.8 / 0.6: 2.28 tokens per step, so TPOT is well under one step
+    assert 0 < out["tpot_s"]["mean"] < 0.010
