@@ -15,13 +15,18 @@ from arch.base import ConfigError
 __all__ = ["main"]
 
 
-def _add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="latency, throughput, memory and energy of a static batch")
+def _add_target(p) -> None:
+    """Flags naming what runs where: system, model, quantization, parallelism."""
     p.add_argument("--system", help="CHIP:N, e.g. h100-sxm:8 (or a chip TOML path :N)")
     p.add_argument("--model", help="model preset or TOML path")
     p.add_argument("--quant", help="bf16, fp16, fp8, int8, fp4, int4-awq")
     for flag in ("tp", "pp", "ep", "dp"):
         p.add_argument(f"--{flag}", type=int, help=f"{flag.upper()} degree (default 1)")
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="latency, throughput, memory and energy of a static batch")
+    _add_target(p)
     p.add_argument("--batch", help="sequences per replica, or 'max'")
     p.add_argument("--tpot-slo-ms", type=float, help="with --batch max: largest batch meeting it")
     p.add_argument("--input-len", type=int)
@@ -35,11 +40,7 @@ def _add_predict(sub) -> None:
 
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="latency distributions and throughput under load (SimPy)")
-    p.add_argument("--system", help="CHIP:N, e.g. h100-sxm:8")
-    p.add_argument("--model", help="model preset or TOML path")
-    p.add_argument("--quant", help="bf16, fp16, fp8, int8, fp4, int4-awq")
-    for flag in ("tp", "pp", "ep", "dp"):
-        p.add_argument(f"--{flag}", type=int, help=f"{flag.upper()} degree (default 1)")
+    _add_target(p)
     p.add_argument("--rate", type=float, help="mean arrival rate, requests/s")
     p.add_argument("--requests", type=int, help="requests to simulate (default 1000)")
     p.add_argument("--input-len", help="N, uniform:LO:HI, lognormal:MEAN:STD or file:PATH")
@@ -162,18 +163,20 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise ConfigError(f"unknown command {args.command}")
 
 
+def pick(flag, file_value, default=None, name=""):
+    """The flag if given, else the scenario file's value, else ``default``; required if none."""
+    value = flag if flag is not None else file_value
+    if value is None and default is None:
+        raise ConfigError(f"--{name} is required (or set it in --scenario)")
+    return default if value is None else value
+
+
 def _run_predict(args: argparse.Namespace):
     from explore.predict import predict
     from workloads.scenario import PredictScenario, load_scenario
 
     sc = load_scenario(args.scenario) if args.scenario else PredictScenario()
     par = sc.parallelism
-
-    def pick(flag, file_value, default=None, name=""):
-        value = flag if flag is not None else file_value
-        if value is None and default is None:
-            raise ConfigError(f"--{name} is required (or set it in --scenario)")
-        return default if value is None else value
 
     system = pick(args.system, sc.system_spec(), name="system")
     model = pick(args.model, sc.model, name="model")
@@ -209,12 +212,6 @@ def _serve_request(args: argparse.Namespace):
 
     sc = load_scenario(args.scenario) if args.scenario else PredictScenario()
     sv, par = sc.serving, sc.parallelism
-
-    def pick(flag, file_value, default=None, name=""):
-        value = flag if flag is not None else file_value
-        if value is None and default is None:
-            raise ConfigError(f"--{name} is required (or set it in --scenario)")
-        return default if value is None else value
 
     for flag, value in (("rate", args.rate), ("requests", args.requests)):
         if value is not None and value <= 0:

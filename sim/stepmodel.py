@@ -14,11 +14,10 @@ decode attention over the KV cache, ``T_dec(B, c) - T_dec(B, 1)``. This is an ap
 fused kernel schedule, not a measured one.
 
 Speculative decoding: verification is a decode step of ``k + 1`` tokens per sequence; drafting
-costs
-``k`` decode steps of the draft model on the same chips, or, for self-drafting heads (MTP), ``k``
-times one extra layer (``T_dec / num_layers``). LoRA: ``N`` adapters of rank ``r`` on the attention
-projections add, per step, the adapter weights of the distinct adapters in the batch (expected
-``N (1 - (1 - 1/N)^B)``) streamed from memory, plus their FLOPs.
+costs ``k`` decode steps of the draft model on the same chips, or, for self-drafting heads (MTP),
+``k`` times one extra layer (``T_dec / num_layers``). LoRA: ``N`` adapters of rank ``r`` on the
+attention projections add, per step, the adapter weights of the distinct adapters in the batch
+(expected ``N (1 - (1 - 1/N)^B)``) streamed from memory, plus their FLOPs.
 """
 
 from __future__ import annotations
