@@ -473,14 +473,14 @@ def _e2e_case(row, chip: str, model: str) -> Case | str:
 
 
 def _decode_step(row, chip: str, model: str, ov: Overrides):
-    """(workload, batch, StepTiming) of one decode step at the row's batch and context."""
+    """(workload, StepTiming) of one decode step at the row's batch and context."""
     from explore.predict import _resolve
 
     tp, batch, ctx = _tp(row), int(row["batch_or_concurrency"]), _int(row["input_len"]) or 3072
     fam = load_chip(chip).family
     w = _resolve(f"{chip}:{tp}", model, _quant(row["precision"]), tp, 1, 1, 1, 1, 1, 0.0,
                  ov.get(fam))  # fmt: skip
-    return w, batch, w.decode(batch, ctx, w.plan(batch))
+    return w, w.decode(batch, ctx, w.plan(batch))
 
 
 def _decode_case(row, chip: str, model: str) -> Case | str:
@@ -488,7 +488,7 @@ def _decode_case(row, chip: str, model: str) -> Case | str:
     fam, power = load_chip(chip).family, row["metric"] == "accelerator_power_w_avg"
 
     def pred(ov: Overrides) -> float:
-        w, _, step = _decode_step(row, chip, model, ov)
+        w, step = _decode_step(row, chip, model, ov)
         if not power:
             return step.total_s * 1e3
         c = w.system.chip
@@ -507,7 +507,7 @@ def _layer_case(row, chip: str, model: str) -> Case | str:
 
     def pred(ov: Overrides) -> float:
         if decode:
-            w, _, step = _decode_step(row, chip, model, ov)
+            w, step = _decode_step(row, chip, model, ov)
             g = w.graph("decode", int(row["batch_or_concurrency"]), 1, ctx)
         else:
             from explore.predict import _resolve

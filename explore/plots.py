@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from explore.serve import ServeRequest, serve
-from sim.metrics import _arrays
+from sim.metrics import request_arrays
 from sim.serving import ServingTrace
 from sim.traffic import ClosedLoop
 
@@ -38,7 +38,7 @@ def _cdf(ax, x: np.ndarray, label: str) -> None:
 
 def latency_cdfs(trace: ServingTrace, path: Path) -> Path:
     plt = _plt()
-    a = _arrays(trace)
+    a = request_arrays(trace)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, key, title in zip(axes, ("ttft", "tpot", "e2e"), ("TTFT", "TPOT", "end to end"),
                               strict=True):  # fmt: skip

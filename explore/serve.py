@@ -163,18 +163,16 @@ def rate_search(
     probe, _ = serve(replace(req, arrivals=ClosedLoop(req.max_batch * req.dp), requests=
                              max(200, req.max_batch * req.dp * 2)))  # fmt: skip
     hi = probe["requests_per_s"] * 1.2
-    lo, best = 0.0, None
 
     def run(rate):
         s, _ = serve(replace(req, arrivals=Poisson(rate)), slo_ttft_s=slo_ttft_s,
                      slo_tpot_s=slo_tpot_s)  # fmt: skip
         return s
 
-    lo_rate = hi / 64
-    s = run(lo_rate)
-    if not _meets(s, slo_ttft_s, slo_tpot_s):
-        return 0.0, s
-    lo, best = lo_rate, s
+    lo = hi / 64
+    best = run(lo)
+    if not _meets(best, slo_ttft_s, slo_tpot_s):
+        return 0.0, best
     while hi - lo > rel_tol * hi:
         mid = math.sqrt(lo * hi) if hi / lo > 4 else (lo + hi) / 2
         s = run(mid)

@@ -14,7 +14,7 @@ import numpy as np
 
 from sim.serving import ServingTrace
 
-__all__ = ["distribution", "littles_law", "summarize"]
+__all__ = ["distribution", "littles_law", "request_arrays", "summarize"]
 
 
 def distribution(x: np.ndarray) -> dict[str, float | None]:
@@ -24,7 +24,7 @@ def distribution(x: np.ndarray) -> dict[str, float | None]:
     return {"mean": float(x.mean()), "p50": float(p50), "p90": float(p90), "p99": float(p99)}
 
 
-def _arrays(trace: ServingTrace) -> dict[str, np.ndarray]:
+def request_arrays(trace: ServingTrace) -> dict[str, np.ndarray]:
     rs = trace.requests
     arr = np.array([r.arrival_s for r in rs])
     first = np.array([r.first_token_s for r in rs])
@@ -47,7 +47,7 @@ def _arrays(trace: ServingTrace) -> dict[str, np.ndarray]:
 def littles_law(trace: ServingTrace) -> tuple[float, float]:
     """(L, lambda x W) over the whole run: time-average number in system vs arrival rate x mean
     sojourn. Equal when the simulator's bookkeeping is consistent."""
-    a = _arrays(trace)
+    a = request_arrays(trace)
     span = trace.simulated_s
     lam = len(trace.requests) / span
     return trace.area_in_system / span, lam * float(np.mean(a["e2e"]))
@@ -61,7 +61,7 @@ def summarize(
     wall_s: float = 0.0,
 ) -> dict:
     """The ``xpusim serve --json`` payload (contract keys) for one run."""
-    a = _arrays(trace)
+    a = request_arrays(trace)
     span = float(a["finish"].max() - a["arrival"].min()) or trace.simulated_s
     tokens = float(a["out"].sum())
     good = np.ones(len(trace.requests), dtype=bool)

@@ -32,6 +32,10 @@ from sim.traffic import Arrivals, LengthDist, TraceReplay
 
 __all__ = ["Replica", "Request", "ServingConfig", "ServingTrace", "simulate_serving"]
 
+# what --scheduler accepts: every scheduler but the two pools, which "disaggregated" wires together
+FRONT_SCHEDULERS = [*(s for s in SCHEDULERS if s not in ("prefill_only", "decode_only")),
+                    "disaggregated"]  # fmt: skip
+
 
 @dataclass(eq=False)
 class Request:
@@ -97,8 +101,7 @@ class ServingConfig:
             (self.requests >= 1, "--requests must be >= 1"),
             (self.replicas >= 1, "replicas must be >= 1"),
             (self.scheduler in SCHEDULERS or self.scheduler == "disaggregated",
-             f"--scheduler {self.scheduler!r}: choose one of "
-             f"{', '.join(['static', 'continuous', 'chunked', 'disaggregated'])}"),
+             f"--scheduler {self.scheduler!r}: choose one of {', '.join(FRONT_SCHEDULERS)}"),
             (self.router in ("round_robin", "least_outstanding"),
              "router: round_robin or least_outstanding"),
             (self.preemption in ("recompute", "swap"), "preemption: recompute or swap"),
@@ -121,8 +124,6 @@ class ServingTrace:
     preemptions: int = 0
     area_in_system: float = 0.0  # integral of the number of requests in the system over time
     chips: int = 1
-    kv_blocks: int = 0
-    cached_shapes: int = 0
 
 
 class Replica:
@@ -397,9 +398,7 @@ def simulate_serving(cfg: ServingConfig, step_model: Callable[..., StepCost]) ->
     cfg.validate()
     sim = _Sim(cfg, step_model, np.random.default_rng(cfg.seed))
     sim.sample_traffic()
-    proc = sim.arrivals()
-    if proc is not None:
-        sim.env.process(proc)
+    sim.env.process(sim.arrivals())
     for r in sim.pool:
         sim.env.process(r.loop())
     longest = int(np.max(sim.inp + sim.out)) if len(sim.inp) else 0
@@ -421,6 +420,4 @@ def simulate_serving(cfg: ServingConfig, step_model: Callable[..., StepCost]) ->
         preemptions=sim.preemptions,
         area_in_system=sim.area,
         chips=chips,
-        kv_blocks=cfg.kv_blocks,
-        cached_shapes=getattr(getattr(step_model, "__self__", step_model), "cached_shapes", 0),
     )

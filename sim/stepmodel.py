@@ -25,9 +25,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from arch.chip import System
+from arch.chip import PRECISION_BITS, System
 from arch.efficiency import FamilyEfficiency
-from sim.step import StepTiming, analytic_step
+from kernels.pack import resolve_precision
+from sim.step import analytic_step
 from workloads.capacity import MemoryPlan
 from workloads.graph import build_graph
 from workloads.model import ModelSpec
@@ -111,7 +112,7 @@ class AnalyticStepModel:
             )
 
     # -- primitive passes (memoized) ------------------------------------------------------------
-    def _timing(self, phase: str, batch: int, seq: int, ctx: int) -> StepTiming:
+    def _timing(self, phase: str, batch: int, seq: int, ctx: int) -> StepCost:
         key = (phase, batch, seq, ctx)
         hit = self._memo.get(key)
         if hit is None:
@@ -185,7 +186,9 @@ class AnalyticStepModel:
         chip = self.system.chip
         t_mem = nbytes / (chip.main_memory.bandwidth_bytes_per_s * self.eff.value("memory"))
         flops = 2.0 * tokens * lo.rank * dims * layers / self.par.tp
-        t_cmp = flops / (chip.matrix.peak("bf16") * self.eff.value("gemm_16bit"))
+        prec = resolve_precision(chip, self.quant.gemm_precision)
+        eff = self.eff.value("gemm_8bit" if PRECISION_BITS[prec] <= 8 else "gemm_16bit")
+        t_cmp = flops / (chip.matrix.peak(prec) * eff)
         e = nbytes * chip.main_memory.energy_j_per_byte * self.par.chips_per_replica
         return StepCost(max(t_mem, t_cmp), e)
 
