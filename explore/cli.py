@@ -1,4 +1,5 @@
-"""``xpusim`` command line: predict, serve, presets, show, validate, calibrate.
+"""``xpusim`` command line: predict, serve, search, sweep, presets, show, validate, calibrate,
+physical.
 
 Bad input prints one line naming the field and the fix and exits with code 2 (no traceback).
 """
@@ -87,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     va.add_argument("--measurements", type=Path, help="measurements.csv (default: shared/)")
     va.add_argument("--json", action="store_true")
     va.add_argument("--csv", type=Path, help="write per-row results here")
+    ph = sub.add_parser("physical", help="area/power/cost model vs published die areas and TDPs")
+    ph.add_argument("--fit", action="store_true", help="refit and rewrite physical_fitted.toml")
+    ph.add_argument("--json", action="store_true")
     ca = sub.add_parser("calibrate", help="refit efficiency factors on microbenchmark rows")
     ca.add_argument("--measurements", type=Path)
     ca.add_argument("--out", type=Path, help="fitted TOML (default: the preset fitted.toml)")
@@ -156,6 +160,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from explore.validate import run_validate
 
         return run_validate(args.measurements, as_json=args.json, csv_path=args.csv)
+    if args.command == "physical":
+        from explore.physical import run_physical
+
+        return run_physical(refit=args.fit, as_json=args.json)
     if args.command == "calibrate":
         from explore.calibrate import run_calibrate
 

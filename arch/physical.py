@@ -1,0 +1,503 @@
+"""Physical model of a chip: die area, power and manufacturing cost from its components.
+
+Area (mm2) at a process node, components scaled from N5 by the node's logic or SRAM density::
+
+    core   = (MACs x mac_um2 x (1 + fp8/fp4 extras) + lanes x vector_lane_um2) / logic_rel
+             + SRAM_MB x sram_mm2_per_mb / sram_rel
+    total  = core x (1 + uncore_fraction) + PHYs (HBM, DDR) + SerDes per GB/s + fixed
+
+(PHYs and SerDes are analog and barely shrink: they are not node-scaled.) A die larger than the
+reticle becomes chiplets (each pays ``d2d_area_fraction``) on an interposer of at most
+``max_interposer_reticles``; a ``wafer_scale`` design is one wafer with redundant area.
+
+Power (W) at TDP: the larger of (every MAC and lane at its peak rate) and (SRAM streaming at full
+bandwidth), plus off-chip memory and links at full bandwidth and leakage per mm2, times
+(1 + uncore_power_fraction).
+
+Cost (USD): dies per wafer (circle minus edge loss), Murphy or Poisson yield at the node's defect
+density, interposer and package, memory at $/GB, board, and NRE (design + masks) over a volume.
+
+The ``mac_um2`` (SIMT cores), ``systolic_mac_um2``, ``sram_mm2_per_mb``, ``j_per_flop16`` and
+``leakage_w_per_mm2`` priors are fitted on published die areas and TDPs (``xpusim physical
+--fit``); everything else is sourced data in ``presets/physical/technology.toml``. The formulas
+are written on NumPy arrays, so a sweep evaluates a million designs in one call.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, ValidationError
+
+from arch.base import (
+    ConfigError,
+    Frozen,
+    Source,
+    closest,
+    format_validation_error,
+    load_toml,
+    split_sources,
+)
+from arch.chip import Chip, ComputeEngine, Interconnect, MemoryLevel, Topology
+
+__all__ = [
+    "ChipDesign",
+    "MemoryTech",
+    "NodeTech",
+    "PhysicalReport",
+    "Technology",
+    "area_mm2",
+    "cost_usd",
+    "normalize_node",
+    "package",
+    "power_w",
+    "technology",
+]
+
+PHYSICAL_DIR = Path(__file__).parent / "presets" / "physical"
+MACS_PER_CORE = 2048  # GPU-SM-like core (H100: 989 TF / 2 / 1.83 GHz / 132 SMs = 2048 MACs)
+
+
+class NodeTech(Frozen):
+    wafer_price_usd: float = Field(gt=0)
+    defect_density_per_cm2: float = Field(ge=0)
+    logic_density_rel: float = Field(gt=0, description="logic density vs N5")
+    sram_density_rel: float = Field(gt=0, description="SRAM density vs N5")
+    energy_rel: float = Field(gt=0, description="energy per operation vs N5")
+    mask_set_usd: float = Field(ge=0)
+
+
+class MemoryTech(Frozen):
+    """One HBM stack, or one x64 LPDDR/GDDR package."""
+
+    capacity_bytes: float = Field(gt=0)
+    bandwidth_bytes_per_s: float = Field(gt=0)
+    energy_j_per_byte: float = Field(ge=0)
+    price_usd_per_gb: float = Field(ge=0)
+    stacked: bool
+
+
+class AreaParams(Frozen):
+    sram_mm2_per_mb: float = Field(gt=0)
+    mac_um2: float = Field(gt=0, description="per 16-bit MAC of a GPU-style (SIMT) core")
+    systolic_mac_um2: float = Field(gt=0, description="per 16-bit MAC of a systolic array / PE")
+    vector_lane_um2: float = Field(ge=0)
+    uncore_fraction: float = Field(ge=0)
+    fixed_mm2: float = Field(ge=0)
+    fp8_area_fraction: float = Field(ge=0)
+    fp4_area_fraction: float = Field(ge=0)
+    hbm_phy_mm2: float = Field(ge=0)
+    ddr_phy_mm2: float = Field(ge=0)
+    serdes_mm2_per_gbps: float = Field(ge=0)
+    d2d_area_fraction: float = Field(ge=0)
+    wafer_redundancy_fraction: float = Field(ge=0)
+
+
+class PowerParams(Frozen):
+    j_per_flop16: float = Field(gt=0)
+    leakage_w_per_mm2: float = Field(ge=0)
+    sram_j_per_byte: float = Field(ge=0)
+    serdes_j_per_byte: float = Field(ge=0)
+    uncore_power_fraction: float = Field(ge=0)
+    sram_bytes_per_s_per_mb: float = Field(gt=0)
+
+
+class CostParams(Frozen):
+    package_usd: float = Field(ge=0)
+    interposer_usd_per_mm2: float = Field(ge=0)
+    hbm_footprint_mm2: float = Field(ge=0)
+    board_usd: float = Field(ge=0)
+    board_usd_per_w: float = Field(ge=0)
+    design_nre_usd: float = Field(ge=0)
+    volume_units: float = Field(ge=1)
+
+
+class Technology(Frozen):
+    reticle_mm2: float = Field(gt=0)
+    wafer_diameter_mm: float = Field(gt=0)
+    scribe_mm: float = Field(ge=0)
+    max_interposer_reticles: float = Field(gt=0)
+    wafer_scale_mm2: float = Field(gt=0)
+    area: AreaParams
+    power: PowerParams
+    cost: CostParams
+    nodes: dict[str, NodeTech]
+    memories: dict[str, MemoryTech]
+    sources: dict[str, Source] = Field(default_factory=dict, repr=False)
+
+    def node(self, name: str) -> NodeTech:
+        key = normalize_node(name)
+        if key not in self.nodes:
+            hint = closest(key, list(self.nodes))
+            raise ConfigError(f"node {name!r}: unknown process node; {hint}")
+        return self.nodes[key]
+
+    def memory(self, name: str) -> MemoryTech:
+        if name not in self.memories:
+            raise ConfigError(f"memory {name!r}: unknown; {closest(name, list(self.memories))}")
+        return self.memories[name]
+
+
+_NODE_PATTERNS = (
+    (r"\b(4NP?|N4P?|4 ?nm)\b", "N4"),
+    (r"\b(N3E?|3 ?nm)\b", "N3"),
+    (r"\b(N5|5 ?nm)\b", "N5"),
+    (r"\b(N6|6 ?nm)\b", "N6"),
+    (r"\b(N7|7 ?nm)\b", "N7"),
+    (r"\b(N1[2-6]|1[2-6] ?nm)\b", "N16"),
+)
+
+
+def normalize_node(text: str) -> str:
+    """'TSMC 4N' -> 'N4', '14nm' -> 'N16' (the 16/14/12 nm FinFET class); unknown text as is."""
+    for pattern, node in _NODE_PATTERNS:
+        if re.search(pattern, text, flags=re.IGNORECASE):
+            return node
+    return text
+
+
+@lru_cache(maxsize=1)
+def technology() -> Technology:
+    """Sourced technology data, with fitted parameters from ``physical_fitted.toml`` if present."""
+    raw = load_toml(PHYSICAL_DIR / "technology.toml")
+    refs = raw.pop("refs", {})
+    values, sources = split_sources(raw, refs=refs, strict=True)
+    fitted_path = PHYSICAL_DIR / "physical_fitted.toml"
+    if fitted_path.exists():
+        fitted = load_toml(fitted_path)
+        for section in ("area", "power"):
+            for key, spec in fitted.get(section, {}).items():
+                values[section][key] = spec["value"]
+                sources[f"{section}.{key}"] = Source(kind="fitted", ref=spec.get("note", ""))
+    try:
+        return Technology(**values, sources=sources)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, "technology.toml")) from None
+
+
+def clear_cache() -> None:
+    technology.cache_clear()
+
+
+# --------------------------------------------------------------------------- array formulas
+
+
+def node_arrays(t: Technology, nodes) -> dict[str, np.ndarray]:
+    """Per-design node columns from node names (a scalar name or an array of names)."""
+    names = np.atleast_1d(np.asarray(nodes, dtype=object))
+    uniq = {n: t.node(n) for n in set(names.tolist())}
+    return {
+        f: np.array([getattr(uniq[n], f) for n in names], dtype=float)
+        for f in NodeTech.model_fields
+    }
+
+
+def area_mm2(t: Technology, node: dict, *, macs, lanes, sram_mb, fp8, fp4, hbm, ddr, link_gbps,
+             systolic=True):  # fmt: skip
+    """Area breakdown (mm2) of the logic a design needs, before chiplet or wafer packaging.
+    ``systolic``: weight-stationary arrays / dataflow PEs (else GPU-style SIMT cores)."""
+    a = t.area
+    per_mac = np.where(systolic, a.systolic_mac_um2, a.mac_um2) * 1e-6
+    matrix = macs * per_mac * (1 + fp8 * a.fp8_area_fraction + fp4 * a.fp4_area_fraction)
+    matrix = matrix / node["logic_density_rel"]
+    vector = lanes * a.vector_lane_um2 * 1e-6 / node["logic_density_rel"]
+    sram = sram_mb * a.sram_mm2_per_mb / node["sram_density_rel"]
+    uncore = (matrix + vector + sram) * a.uncore_fraction
+    io = hbm * a.hbm_phy_mm2 + ddr * a.ddr_phy_mm2 + link_gbps * a.serdes_mm2_per_gbps
+    total = matrix + vector + sram + uncore + io + a.fixed_mm2
+    return {"matrix": matrix, "vector": vector, "sram": sram, "uncore": uncore, "io": io,
+            "total": total}  # fmt: skip
+
+
+def package(t: Technology, logic_mm2, hbm, wafer_scale):
+    """Chiplets, silicon area (incl. die-to-die or redundancy), interposer area and whether it
+    can be built: monolithic up to the reticle, chiplets on an interposer of at most
+    ``max_interposer_reticles``, or one wafer for ``wafer_scale`` designs."""
+    a = t.area
+    usable = 0.95 * t.reticle_mm2  # keep-out at the reticle edge
+    chiplets = np.where(logic_mm2 <= t.reticle_mm2, 1.0,
+                        np.ceil(logic_mm2 * (1 + a.d2d_area_fraction) / usable))  # fmt: skip
+    silicon = np.where(chiplets > 1, logic_mm2 * (1 + a.d2d_area_fraction), logic_mm2)
+    interposer = silicon + hbm * t.cost.hbm_footprint_mm2
+    fits = interposer <= t.max_interposer_reticles * t.reticle_mm2
+    wafer_silicon = logic_mm2 * (1 + a.wafer_redundancy_fraction)
+    silicon = np.where(wafer_scale, wafer_silicon, silicon)
+    chiplets = np.where(wafer_scale, 1.0, chiplets)
+    fits = np.where(wafer_scale, wafer_silicon <= t.wafer_scale_mm2, fits)
+    return {"chiplets": chiplets, "silicon_mm2": silicon, "interposer_mm2": interposer,
+            "fits": fits}  # fmt: skip
+
+
+def power_w(t: Technology, node: dict, *, flops16, vflops, sram_bw, mem_bw, mem_j, link_bw, area):
+    """TDP breakdown (W): all units at their peak rates, plus leakage and uncore."""
+    p = t.power
+    e = p.j_per_flop16 * node["energy_rel"]
+    parts = {
+        "matrix": flops16 * e,
+        "vector": vflops * e,
+        "sram": sram_bw * p.sram_j_per_byte * node["energy_rel"],
+        "memory": mem_bw * mem_j,
+        "links": 2.0 * link_bw * p.serdes_j_per_byte,
+        "leakage": area * p.leakage_w_per_mm2,
+    }
+    # TDP envelope: a compute-bound kernel keeps operands in registers and a memory-bound one
+    # leaves the MACs idle, so the matrix/vector units and SRAM streaming peak in turn (max)
+    busy = np.maximum(parts["matrix"] + parts["vector"], parts["sram"])
+    base = busy + parts["memory"] + parts["links"] + parts["leakage"]
+    parts["uncore"] = base * p.uncore_power_fraction
+    parts["total"] = base + parts["uncore"]
+    return parts
+
+
+def dies_per_wafer(t: Technology, die_mm2):
+    """Gross dies: wafer area over die area minus the partial dies lost at the edge."""
+    side = np.sqrt(die_mm2) + t.scribe_mm
+    a = side * side
+    d = t.wafer_diameter_mm
+    return np.maximum(np.floor(math.pi * (d / 2) ** 2 / a - math.pi * d / np.sqrt(2 * a)), 0.0)
+
+
+def die_yield(die_mm2, d0_per_cm2, model: str = "murphy"):
+    """Murphy ((1 - e^-AD)/AD)^2 or Poisson e^-AD, A in cm2."""
+    ad = np.maximum(die_mm2 / 100.0 * d0_per_cm2, 1e-12)
+    if model == "poisson":
+        return np.exp(-ad)
+    return ((1 - np.exp(-ad)) / ad) ** 2
+
+
+def cost_usd(t: Technology, node: dict, *, pkg: dict, hbm, mem_gb, mem_usd_per_gb, tdp_w,
+             wafer_scale, volume, yield_model: str = "murphy"):  # fmt: skip
+    """Unit cost breakdown (USD): silicon, package, memory, board and amortized NRE."""
+    c = t.cost
+    n = pkg["chiplets"]
+    die = pkg["silicon_mm2"] / n
+    good = dies_per_wafer(t, die) * die_yield(die, node["defect_density_per_cm2"], yield_model)
+    silicon = np.where(wafer_scale, node["wafer_price_usd"],
+                       n * node["wafer_price_usd"] / np.maximum(good, 1e-9))  # fmt: skip
+    needs_interposer = (hbm > 0) | (n > 1)
+    interposer = pkg["interposer_mm2"] * c.interposer_usd_per_mm2
+    pkg_usd = c.package_usd + np.where(needs_interposer, interposer, 0.0)
+    parts = {
+        "silicon": silicon,
+        "package": pkg_usd,
+        "memory": mem_gb * mem_usd_per_gb,
+        "board": c.board_usd + c.board_usd_per_w * tdp_w,
+        "nre_per_unit": (c.design_nre_usd + node["mask_set_usd"]) / volume,
+        "good_dies_per_wafer": good,
+    }
+    parts["total"] = sum(v for k, v in parts.items() if k != "good_dies_per_wafer")
+    return parts
+
+
+# --------------------------------------------------------------------------- one design
+
+
+@dataclass(frozen=True)
+class PhysicalReport:
+    """Area (mm2), power (W) and cost (USD) breakdowns of one design; ``fits`` is False when it
+    cannot be packaged (``note`` says why)."""
+
+    area: dict[str, float]
+    package: dict[str, float]
+    power: dict[str, float]
+    cost: dict[str, float]
+    fits: bool
+    note: str = ""
+
+    @property
+    def die_area_mm2(self) -> float:
+        return self.package["silicon_mm2"]
+
+    @property
+    def tdp_w(self) -> float:
+        return self.power["total"]
+
+    @property
+    def unit_cost_usd(self) -> float:
+        return self.cost["total"]
+
+
+class ChipDesign(Frozen):
+    """A custom chip described by its components; :meth:`report` prices it, :meth:`to_chip`
+    turns it into an :class:`arch.Chip` the simulator runs.
+
+    Peaks: fp8/int8 at 2x and fp4 at 4x the 16-bit rate when supported (as on B200 and MI355X).
+    """
+
+    name: str = "custom-design"
+    node: str = "N4"
+    core_style: Literal["systolic", "simt"] = "systolic"
+    peak_bf16_flops_per_s: float = Field(gt=0)
+    clock_hz: float = Field(default=1.8e9, gt=0)
+    fp8: bool = True
+    fp4: bool = False
+    vector_fraction: float = Field(default=0.068, gt=0, description="FP32 vector / bf16 peak")
+    sram_bytes: float = Field(default=0.0, ge=0)
+    hbm_stacks: int = Field(default=0, ge=0)
+    hbm_gen: str = "hbm3e"
+    ddr_packages: int = Field(default=0, ge=0)
+    ddr_gen: str = "lpddr5x"
+    link_bytes_per_s: float = Field(default=400e9, ge=0, description="scale-up, per direction")
+    links: int = Field(default=4, ge=1)
+    topology: Topology = "torus2d"
+    domain_chips: int = Field(default=64, ge=1)
+    wafer_scale: bool = False
+    volume_units: float | None = Field(default=None, ge=1)
+    yield_model: Literal["murphy", "poisson"] = "murphy"
+
+    @property
+    def macs(self) -> float:
+        return self.peak_bf16_flops_per_s / (2 * self.clock_hz)
+
+    def _offchip(self, t: Technology) -> tuple[MemoryTech | None, float]:
+        if self.hbm_stacks:
+            return t.memory(self.hbm_gen), float(self.hbm_stacks)
+        if self.ddr_packages:
+            return t.memory(self.ddr_gen), float(self.ddr_packages)
+        return None, 0.0
+
+    def sram_bandwidth(self, t: Technology) -> float:
+        """Banked SRAM bandwidth per MB (Groq/WSE-derived), and never below twice the off-chip
+        bandwidth it fronts (assumption: a hierarchy feeds faster than its backing store)."""
+        bw = self.sram_bytes / 1e6 * t.power.sram_bytes_per_s_per_mb
+        mem, n = self._offchip(t)
+        return max(bw, 2 * n * mem.bandwidth_bytes_per_s) if mem else bw
+
+    def report(self, t: Technology | None = None) -> PhysicalReport:
+        t = t or technology()
+        node = {k: v[0] for k, v in node_arrays(t, self.node).items()}
+        if self.hbm_stacks and self.ddr_packages:
+            raise ConfigError("hbm_stacks and ddr_packages: pick one off-chip memory type")
+        mem, n = self._offchip(t)
+        area = area_mm2(t, node, macs=self.macs, lanes=self.vector_fraction * self.macs,
+                        sram_mb=self.sram_bytes / 1e6, fp8=self.fp8, fp4=self.fp4,
+                        hbm=float(self.hbm_stacks), ddr=float(self.ddr_packages),
+                        link_gbps=self.link_bytes_per_s / 1e9,
+                        systolic=self.core_style == "systolic")  # fmt: skip
+        pkg = package(t, area["total"], float(self.hbm_stacks), self.wafer_scale)
+        power = power_w(t, node, flops16=self.peak_bf16_flops_per_s,
+                        vflops=self.vector_fraction * self.peak_bf16_flops_per_s,
+                        sram_bw=self.sram_bandwidth(t),
+                        mem_bw=n * mem.bandwidth_bytes_per_s if mem else 0.0,
+                        mem_j=mem.energy_j_per_byte if mem else 0.0,
+                        link_bw=self.link_bytes_per_s, area=pkg["silicon_mm2"])  # fmt: skip
+        cost = cost_usd(t, node, pkg=pkg, hbm=float(self.hbm_stacks),
+                        mem_gb=n * mem.capacity_bytes / 1e9 if mem else 0.0,
+                        mem_usd_per_gb=mem.price_usd_per_gb if mem else 0.0,
+                        tdp_w=power["total"], wafer_scale=self.wafer_scale,
+                        volume=self.volume_units or t.cost.volume_units,
+                        yield_model=self.yield_model)  # fmt: skip
+        fits = bool(pkg["fits"])
+        return PhysicalReport(
+            area={k: float(v) for k, v in area.items()},
+            package={k: float(v) for k, v in pkg.items()},
+            power={k: float(v) for k, v in power.items()},
+            cost={k: float(v) for k, v in cost.items()},
+            fits=fits,
+            note="" if fits else self._why_not(t, pkg),
+        )
+
+    def _why_not(self, t: Technology, pkg: dict) -> str:
+        if self.wafer_scale:
+            return (f"needs {float(pkg['silicon_mm2']):.0f} mm2 of silicon but a wafer-scale "
+                    f"chip has {t.wafer_scale_mm2:.0f} mm2")  # fmt: skip
+        limit = t.max_interposer_reticles * t.reticle_mm2
+        return (f"needs a {float(pkg['interposer_mm2']):.0f} mm2 interposer "
+                f"({int(pkg['chiplets'])} chiplets + HBM) but the limit is {limit:.0f} mm2; "
+                "shrink the design or set wafer_scale")  # fmt: skip
+
+    def to_chip(self, t: Technology | None = None, report: PhysicalReport | None = None) -> Chip:
+        """The simulator's view of the design: peaks, memory levels, fabric, TDP, area, cost."""
+        t = t or technology()
+        r = report or self.report(t)
+        node = t.node(self.node)
+        p = self.peak_bf16_flops_per_s
+        peaks = {"bf16": p, "fp16": p}
+        if self.fp8:
+            peaks |= {"fp8": 2 * p, "int8": 2 * p}
+        if self.fp4:
+            peaks |= {"fp4": 4 * p}
+        units = max(1, round(self.macs / MACS_PER_CORE))
+        e_flop = t.power.j_per_flop16 * node.energy_rel
+        dataflow = "weight_stationary" if self.core_style == "systolic" else "output_stationary"
+        matrix = ComputeEngine(peak_flops_per_s=peaks, units=units, tile_rows=128, tile_cols=128,
+                               dataflow=dataflow, energy_j_per_flop=e_flop)  # fmt: skip
+        vector = ComputeEngine(peak_flops_per_s={"fp32": self.vector_fraction * p}, units=units,
+                               energy_j_per_flop=e_flop)  # fmt: skip
+        tdp = r.tdp_w
+        return Chip(
+            name=self.name,
+            display_name=f"{self.name} (xpusim physical model, {normalize_node(self.node)})",
+            vendor="custom",
+            family="custom",
+            year=2026,
+            process_node=normalize_node(self.node),
+            die_area_mm2=r.die_area_mm2,
+            matrix=matrix,
+            vector=vector,
+            memory=self._levels(t),
+            scale_up=self._fabric(),
+            scale_out=_ETHERNET,
+            tdp_w=tdp,
+            idle_w=min(r.power["leakage"] * (1 + t.power.uncore_power_fraction), 0.5 * tdp),
+            price_usd=r.unit_cost_usd,
+            sources={"*": Source(kind="derived", ref="xpusim physical model (arch/physical.py)")},
+        )
+
+    def _levels(self, t: Technology) -> tuple[MemoryLevel, ...]:
+        mem, n = self._offchip(t)
+        levels = []
+        if self.sram_bytes > 0:
+            levels.append(MemoryLevel(
+                name="SRAM", kind="sram", role="scratch" if mem else "main",
+                capacity_bytes=self.sram_bytes, bandwidth_bytes_per_s=self.sram_bandwidth(t),
+                latency_s=20e-9,
+                energy_j_per_byte=t.power.sram_j_per_byte * t.node(self.node).energy_rel,
+            ))  # fmt: skip
+        if mem:
+            gen = self.hbm_gen if self.hbm_stacks else self.ddr_gen
+            levels.append(MemoryLevel(
+                name=gen.upper(), kind="hbm" if mem.stacked else "lpddr", role="main",
+                capacity_bytes=n * mem.capacity_bytes,
+                bandwidth_bytes_per_s=n * mem.bandwidth_bytes_per_s,
+                latency_s=600e-9, energy_j_per_byte=mem.energy_j_per_byte,
+            ))  # fmt: skip
+        if not levels:
+            raise ConfigError("sram_bytes, hbm_stacks and ddr_packages are all 0: give memory")
+        return tuple(levels)
+
+    def _fabric(self) -> Interconnect:
+        return Interconnect(
+            name=f"custom {self.topology} ({self.links} links)",
+            topology=self.topology,
+            bandwidth_bytes_per_s=self.link_bytes_per_s,
+            links=self.links,
+            latency_s=1e-6,
+            energy_j_per_byte=10e-12,
+            domain_chips=self.domain_chips,
+        )
+
+
+_ETHERNET = Interconnect(
+    name="800G Ethernet (assumption)",
+    topology="switch",
+    bandwidth_bytes_per_s=100e9,
+    links=1,
+    latency_s=5e-6,
+    energy_j_per_byte=20e-12,
+    domain_chips=100000,
+)
+
+
+def design_from_dict(values: dict, origin: str = "design") -> ChipDesign:
+    """A ChipDesign from plain values (unit strings allowed); errors as one line."""
+    try:
+        return ChipDesign(**values)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, origin)) from None
