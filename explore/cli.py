@@ -74,11 +74,30 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _add_search(sub) -> None:
+    p = sub.add_parser("search", help="co-design search (Optuna): chip x model shape x deployment")
+    p.add_argument("space", type=Path, help="search space TOML")
+    p.add_argument("--n-trials", type=int, help="total finished trials of the study")
+    p.add_argument("--storage", help="a .journal path (default OUT/study.journal), sqlite:///F, "
+                   "or postgresql://...")  # fmt: skip
+    p.add_argument("--study-name", help="resume or create this study (default: the space's)")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the storage")
+    p.add_argument("--confirm", type=int, default=0, help="serving-simulate the N best designs")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", type=Path, help="output folder (default xpusim-search/STUDY)")
+    s = sub.add_parser("sweep", help="dense grid over a space through the vectorized kernels")
+    s.add_argument("space", type=Path)
+    s.add_argument("--out", type=Path, required=True, help="CSV (.csv) or Parquet (.parquet)")
+    s.add_argument("--json", action="store_true")
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="xpusim", description="LLM inference hardware simulator")
     sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_predict(sub)
     _add_serve(sub)
+    _add_search(sub)
     pr = sub.add_parser("presets", help="list chips, systems and models with key figures")
     pr.add_argument("--json", action="store_true")
     sh = sub.add_parser("show", help="one chip or model with every number's source")
@@ -112,7 +131,31 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def _run_sweep(args: argparse.Namespace) -> int:
+    from explore.sweep import run_sweep
+
+    return run_sweep(args.space, args.out, as_json=args.json)
+
+
+def _run_physical(args: argparse.Namespace) -> int:
+    from explore.physical import run_physical
+
+    return run_physical(refit=args.fit, as_json=args.json)
+
+
+def _run_tco(args: argparse.Namespace) -> int:
+    from explore.fleet import run_tco
+
+    return run_tco(args.scenario, as_json=args.json, report=args.report)
+
+
+_COMMANDS = {"search": "_run_search", "sweep": "_run_sweep", "physical": "_run_physical",
+             "tco": "_run_tco"}  # fmt: skip
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in _COMMANDS:
+        return globals()[_COMMANDS[args.command]](args)
     if args.command == "predict":
         from explore.report import print_predict
 
@@ -160,10 +203,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         from explore.validate import run_validate
 
         return run_validate(args.measurements, as_json=args.json, csv_path=args.csv)
-    if args.command == "physical":
-        from explore.physical import run_physical
-
-        return run_physical(refit=args.fit, as_json=args.json)
     if args.command == "calibrate":
         from explore.calibrate import run_calibrate
 
@@ -279,3 +318,42 @@ def _serve_request(args: argparse.Namespace):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    from explore.search import dumps, search
+    from explore.search_out import confirm, print_pareto, write_outputs
+    from explore.space import load_space
+
+    space = load_space(args.space)
+    out = args.out or Path("xpusim-search") / (args.study_name or space.name)
+    res = search(space, storage=args.storage, study_name=args.study_name, n_trials=args.n_trials,
+                 seed=args.seed, workers=args.workers, out=out,
+                 progress=not args.json and sys.stderr.isatty())  # fmt: skip
+    import optuna
+
+    from explore.search import _apply
+
+    sp = _apply(space, study_name=args.study_name, n_trials=args.n_trials, seed=args.seed)
+    study = optuna.load_study(study_name=sp.name, storage=_reopen(res.storage))
+    files = write_outputs(res, sp, out, study)
+    if args.confirm:
+        res.confirmed = confirm(res, sp, out, args.confirm)
+    if args.json:
+        print(dumps(res.to_json()))
+        return 0
+    print_pareto(res)
+    for c in res.confirmed:
+        print(f"confirm trial {c['number']}: analytic TPOT {c['analytic_tpot_s'] * 1e3:.2f} ms, "
+              f"served p50 {c['served_tpot_p50_s'] * 1e3:.2f} ms, TTFT p99 "
+              f"{c['served_ttft_p99_s'] * 1e3:.1f} ms")  # fmt: skip
+    print(f"{res.n_trials_complete} trials ({res.n_trials_done_here} here, "
+          f"{res.n_trials_done_here / max(res.wall_s, 1e-9):.1f}/s); wrote {len(files)} files "
+          f"to {out}")  # fmt: skip
+    return 0
+
+
+def _reopen(url: str):
+    from explore.search import _storage
+
+    return _storage(url, Path("."), "")[0]

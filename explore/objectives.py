@@ -1,0 +1,247 @@
+"""Evaluate one design point of a search space: chip x model shape x deployment -> metrics.
+
+Objectives and constraints are metrics registered by name (:data:`METRICS`), with a default
+direction. A point that cannot run (package too large, parallelism that does not divide, a model
+that does not fit in memory, a shape off the quality guard) raises :class:`Infeasible` *before*
+any step is costed; the search records it with its reason and never invents objective values.
+
+Quality guard for model-shape search (``[quality]``):
+
+* ``mode = "iso_params"``: ``num_layers`` is solved so the total parameter count equals the base
+  model's (within ``tolerance``, default 5 %), so shapes trade width for depth at equal size.
+* ``mode = "iso_loss"``: the Chinchilla fit (Hoffmann et al. 2022, arXiv 2203.15556, approach 3:
+  L(N, D) = 1.69 + 406.4 / N^0.34 + 410.7 / D^0.28) at ``train_tokens`` D (default: 20 tokens
+  per parameter of the base model) must not exceed the base model's loss by more than
+  ``tolerance`` (relative). For MoE models N is the total parameter count, an extrapolation of a
+  dense-model fit (flagged in the trial's notes).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from arch.base import ConfigError
+from arch.chip import Chip, System
+from arch.efficiency import efficiency_for
+from arch.physical import ChipDesign, PhysicalReport, design_from_dict
+from arch.presets import load_chip
+from explore.predict import Workload, evaluate
+from explore.tco import default_inputs, ownership, usd_per_m_tokens
+from workloads.model import ModelSpec
+from workloads.parallel import Parallelism
+from workloads.presets import load_model
+from workloads.quant import get_quant
+
+__all__ = ["METRICS", "Infeasible", "Metric", "Point", "chinchilla_loss", "evaluate_point"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    direction: str
+    unit: str
+    description: str
+
+
+METRICS: dict[str, Metric] = {
+    "tokens_per_s_per_user": Metric("maximize", "tok/s", "1 / mean TPOT of one sequence"),
+    "tokens_per_s_per_chip": Metric("maximize", "tok/s", "output tokens/s of the system / chips"),
+    "tokens_per_s": Metric("maximize", "tok/s", "output tokens/s of the whole system"),
+    "tokens_per_s_per_w": Metric("maximize", "tok/J", "output tokens/s per W of chip power"),
+    "usd_per_m_output_tokens": Metric("minimize", "$/M", "TCO per million output tokens"),
+    "ttft_s": Metric("minimize", "s", "time to first token (prefill of the batch)"),
+    "tpot_s": Metric("minimize", "s", "mean time per output token"),
+    "area_mm2": Metric("minimize", "mm2", "silicon area of one chip"),
+    "tdp_w": Metric("minimize", "W", "TDP of one chip"),
+    "chip_cost_usd": Metric("minimize", "$", "unit cost (or price) of one chip"),
+    "system_cost_usd": Metric("minimize", "$", "chips x chip cost"),
+    "joules_per_token": Metric("minimize", "J", "energy per output token"),
+    "chips": Metric("minimize", "", "chips in the system"),
+    "params": Metric("minimize", "", "total model parameters"),
+    "loss": Metric("minimize", "nats", "Chinchilla loss of the shape (quality guard)"),
+}
+
+
+class Infeasible(Exception):  # noqa: N818 - a verdict on a design, not an error
+    """The point cannot run; ``str()`` says why (rejected before costing)."""
+
+
+def chinchilla_loss(n_params: float, train_tokens: float) -> float:
+    """Hoffmann et al. 2022, approach-3 fit: E + A / N^alpha + B / D^beta."""
+    return 1.69 + 406.4 / n_params**0.34 + 410.7 / train_tokens**0.28
+
+
+@dataclass(frozen=True)
+class Point:
+    """A costed design point: its metrics, the built objects and notes."""
+
+    metrics: dict[str, float]
+    chip: Chip
+    model: ModelSpec
+    design: ChipDesign | None
+    physical: PhysicalReport | None
+    deploy: dict[str, Any]
+    notes: tuple[str, ...] = ()
+
+
+def _section(params: dict, section: str) -> dict:
+    prefix = f"{section}."
+    return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+
+
+def build_chip(
+    base: dict, chip_params: dict
+) -> tuple[Chip, ChipDesign | None, PhysicalReport | None]:
+    spec = base.get("chip", "h100-sxm")
+    if isinstance(spec, str):
+        if chip_params:
+            raise ConfigError("[chip] dimensions need [base.chip] to be a design table, "
+                              f"not the preset {spec!r}")  # fmt: skip
+        return load_chip(spec), None, None
+    design = design_from_dict({**spec, **chip_params}, "[base.chip]")
+    if not (design.sram_bytes or design.hbm_stacks or design.ddr_packages):
+        raise Infeasible("no memory: sram_bytes, hbm_stacks and ddr_packages are all 0")
+    if design.hbm_stacks and design.ddr_packages:
+        raise Infeasible("both HBM and DDR: the model has one off-chip memory type")
+    report = design.report()
+    if not report.fits:
+        raise Infeasible(report.note)
+    return design.to_chip(report=report), design, report
+
+
+def _set(d: dict, path: str, value: Any) -> None:
+    *head, last = path.split(".")
+    for h in head:
+        d = d[h]
+    d[last] = value
+
+
+_MODEL_PATHS = {
+    "hidden_size": "hidden_size", "num_layers": "num_layers",
+    "num_heads": "attention.num_heads", "num_kv_heads": "attention.num_kv_heads",
+    "head_dim": "attention.head_dim", "kv_lora_rank": "attention.kv_lora_rank",
+    "num_experts": "moe.num_experts", "top_k": "moe.top_k",
+    "expert_ffn_size": "moe.expert_ffn_size",
+}  # fmt: skip
+
+
+def _shape(base: ModelSpec, p: dict) -> dict:
+    d = base.model_dump(exclude={"sources"})
+    if p and any(k.startswith(("num_experts", "top_k", "expert")) for k in p) and not d["moe"]:
+        raise ConfigError(f"model.num_experts/top_k: {base.name} is not an MoE model")
+    for key, value in p.items():
+        if key in _MODEL_PATHS:
+            _set(d, _MODEL_PATHS[key], int(value))
+    if "hidden_size" in p and "num_heads" not in p and d["attention"]["kind"] == "gqa":
+        d["attention"]["num_heads"] = max(1, d["hidden_size"] // d["attention"]["head_dim"])
+    if "ffn_multiple" in p:
+        d["mlp"]["ffn_size"] = max(256, round(p["ffn_multiple"] * d["hidden_size"] / 256) * 256)
+    d["name"] = f"{base.name}-shape"
+    d["published_params"] = float(base.total_params())
+    return d
+
+
+def build_model(base: ModelSpec, shape: dict, quality: dict) -> tuple[ModelSpec, list[str]]:
+    """The base model with the searched shape; under iso_params its depth is solved."""
+    if not shape:
+        return base, []
+    d = _shape(base, shape)
+    try:
+        model = ModelSpec(**d)
+    except ValueError as exc:
+        raise Infeasible(f"invalid shape: {str(exc).splitlines()[-1].strip()}") from None
+    if quality.get("mode", "none") == "iso_params":
+        model = _iso_params(model, base.total_params(), float(quality.get("tolerance", 0.05)))
+    notes = []
+    if quality.get("mode") == "iso_loss" and model.is_moe:
+        notes.append("EXTRAPOLATED: Chinchilla loss of an MoE model from its total parameters")
+    return model, notes
+
+
+def _iso_params(model: ModelSpec, target: float, tol: float) -> ModelSpec:
+    first = (model.moe.first_dense_layers if model.moe else 0) + 1
+    p1 = model.model_copy(update={"num_layers": first}).total_params()
+    p2 = model.model_copy(update={"num_layers": first + 1}).total_params()
+    layers = first + round((target - p1) / (p2 - p1))
+    if layers < first:
+        raise Infeasible(f"iso_params: the shape's embeddings alone exceed {target:.3g} params")
+    out = model.model_copy(update={"num_layers": layers})
+    err = out.total_params() / target - 1
+    if abs(err) > tol:
+        raise Infeasible(f"iso_params: nearest depth {layers} is {100 * err:+.1f} % off the "
+                         f"base size (tolerance {100 * tol:g} %)")  # fmt: skip
+    return out
+
+
+def _deploy(base: dict, params: dict) -> dict:
+    p = _section(params, "deploy")
+    out = {k: p.get(k, base.get(k, 1)) for k in ("chips", "pp", "ep", "batch")}
+    # tensor parallelism over all chips of a pipeline stage unless given
+    out["tp"] = p.get("tp", base.get("tp", int(out["chips"]) // int(out["pp"])))
+    out["quant"] = p.get("quant", base.get("quant", "bf16"))
+    return {k: (v if k == "quant" else int(v)) for k, v in out.items()}
+
+
+def _parallelism(dep: dict, model: ModelSpec) -> Parallelism:
+    per_replica = dep["tp"] * dep["pp"]
+    if dep["chips"] % per_replica:
+        raise Infeasible(f"chips {dep['chips']} is not a multiple of tp*pp = {per_replica}")
+    par = Parallelism(tp=dep["tp"], pp=dep["pp"], ep=dep["ep"], dp=dep["chips"] // per_replica)
+    try:
+        par.validate_for(model, dep["chips"])
+    except ConfigError as exc:
+        raise Infeasible(str(exc)) from None
+    return par
+
+
+def evaluate_point(base: dict, params: dict, quality: dict | None = None) -> Point:
+    """Cost one point: raises Infeasible (with the reason) before costing when it cannot run."""
+    chip, design, phys = build_chip(base, _section(params, "chip"))
+    base_model = load_model(base["model"]) if isinstance(base["model"], str) else base["model"]
+    model, notes = build_model(base_model, _section(params, "model"), quality or {})
+    dep = _deploy(base, params)
+    par = _parallelism(dep, model)
+    w = Workload(
+        system=System(chip=chip, count=dep["chips"]),
+        model=model,
+        quant=get_quant(dep["quant"]),
+        par=par,
+        input_len=int(base.get("input_len", 1024)),
+        output_len=int(base.get("output_len", 256)),
+        eff=efficiency_for(chip.family),
+    )
+    plan = w.plan(dep["batch"])
+    if not plan.fits:
+        raise Infeasible(f"memory: {plan.reason}")
+    r = evaluate(w, dep["batch"])
+    metrics = _metrics(base, r, chip, dep, model, quality or {})
+    return Point(metrics, chip, model, design, phys, dep, (*notes, *r.notes))
+
+
+def _metrics(base: dict, r, chip: Chip, dep: dict, model: ModelSpec, quality: dict) -> dict:
+    chips = dep["chips"]
+    price = chip.price_usd or 0.0
+    tco = default_inputs().with_overrides(base.get("tco"), "[base.tco]")
+    own = ownership(tco, chips=chips, chip_price_usd=price, chip_tdp_w=chip.tdp_w,
+                    chip_busy_w=r.power_w, chip_idle_w=chip.idle_w)  # fmt: skip
+    tps = r.output_tokens_per_s
+    n = float(model.total_params())
+    train = float(quality.get("train_tokens") or 20.0 * n)
+    return {
+        "tokens_per_s_per_user": 1.0 / r.tpot_s,
+        "tokens_per_s_per_chip": r.output_tokens_per_s_per_chip,
+        "tokens_per_s": tps,
+        "tokens_per_s_per_w": tps / (chips * r.power_w),
+        "usd_per_m_output_tokens": usd_per_m_tokens(own, tps, tco.utilization),
+        "ttft_s": r.ttft_s,
+        "tpot_s": r.tpot_s,
+        "area_mm2": chip.die_area_mm2 or math.nan,
+        "tdp_w": chip.tdp_w,
+        "chip_cost_usd": price,
+        "system_cost_usd": chips * price,
+        "joules_per_token": r.energy_j_per_token,
+        "chips": float(chips),
+        "params": n,
+        "loss": chinchilla_loss(n, train),
+    }

@@ -1,0 +1,173 @@
+"""What a search leaves behind: trials.csv, pareto.csv, plots, the Pareto designs as presets, and
+the serving-simulation confirmation of the best ones (``--confirm N``)."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from pathlib import Path
+
+from explore.designs import write_chip, write_model
+from explore.objectives import evaluate_point
+from explore.search import SearchResult
+from explore.space import Space
+
+__all__ = ["confirm", "print_pareto", "write_outputs"]
+
+MAX_PRESETS = 20
+
+
+def _flat(rows: list[dict], objectives: tuple[str, ...]) -> tuple[list[str], list[dict]]:
+    params = sorted({k for r in rows for k in r["params"]})
+    metrics = sorted({k for r in rows for k in r["metrics"]})
+    head = ["number", "state", "feasible", *params, *objectives,
+            *[f"metric.{m}" for m in metrics], "reason"]  # fmt: skip
+    out = []
+    for r in rows:
+        row = {"number": r["number"], "state": r["state"], "feasible": r["feasible"],
+               "reason": r["reason"]}  # fmt: skip
+        row |= {p: r["params"].get(p, "") for p in params}
+        row |= {o: (r["values"][i] if r["values"] else "") for i, o in enumerate(objectives)}
+        row |= {f"metric.{m}": r["metrics"].get(m, "") for m in metrics}
+        out.append(row)
+    return head, out
+
+
+def _csv(path: Path, head: list[str], rows: list[dict]) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=head)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def write_presets(res: SearchResult, space: Space, out: Path) -> list[str]:
+    """Each Pareto design (up to MAX_PRESETS) as a chip preset (and model, for shapes)."""
+    written = []
+    for p in res.pareto[:MAX_PRESETS]:
+        point = evaluate_point(space.base, p["params"], space.quality)
+        ref = f"xpusim search study {res.study_name!r} trial {p['number']}"
+        name = f"{space.name}-t{p['number']}"
+        if point.design is not None:
+            chip = point.chip.model_copy(update={"name": name})
+            written.append(str(write_chip(chip, out / "designs" / f"{name}.toml", ref)))
+        if any(k.startswith("model.") for k in p["params"]):
+            model = point.model.model_copy(update={"name": f"{name}-model"})
+            written.append(str(write_model(model, out / "designs" / f"{name}-model.toml", ref)))
+    return written
+
+
+def write_outputs(res: SearchResult, space: Space, out: Path, study=None) -> list[str]:
+    out.mkdir(parents=True, exist_ok=True)
+    head, rows = _flat(res.trials, res.objectives)
+    _csv(out / "trials.csv", head, rows)
+    ph, prow = _flat(res.pareto, res.objectives)
+    _csv(out / "pareto.csv", ph, prow)
+    files = [str(out / "trials.csv"), str(out / "pareto.csv"), *write_presets(res, space, out)]
+    files += _plots(res, out, study)
+    return files
+
+
+def _plots(res: SearchResult, out: Path, study) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    feas = [r for r in res.trials if r["feasible"]]
+    if len(res.objectives) >= 2 and feas:
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        ax.scatter([r["values"][0] for r in feas], [r["values"][1] for r in feas], s=10,
+                   c="0.75", label="feasible trials")  # fmt: skip
+        front = sorted(res.pareto, key=lambda r: r["values"][0])
+        ax.plot([r["values"][0] for r in front], [r["values"][1] for r in front], "o-",
+                color="C3", label="Pareto front")  # fmt: skip
+        ax.set_xlabel(f"{res.objectives[0]} ({res.directions[0]})")
+        ax.set_ylabel(f"{res.objectives[1]} ({res.directions[1]})")
+        ax.set_title(res.study_name)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "pareto.png", dpi=110)
+        plt.close(fig)
+        files.append(str(out / "pareto.png"))
+    if study is not None and len(feas) >= 4:
+        files += _optuna_plots(study, res, out, plt)
+    return files
+
+
+def _optuna_plots(study, res: SearchResult, out: Path, plt) -> list[str]:
+    from optuna.visualization import matplotlib as ovm
+
+    files = []
+    name = res.objectives[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for fn, fname in ((ovm.plot_param_importances, "importances.png"),
+                          (ovm.plot_parallel_coordinate, "parallel.png")):  # fmt: skip
+            try:
+                ax = fn(study, target=lambda t: t.values[0], target_name=name)
+            except (ValueError, RuntimeError, ZeroDivisionError):
+                continue  # too few distinct trials for this plot
+            ax.figure.set_size_inches(8, 4.5)
+            ax.figure.tight_layout()
+            ax.figure.savefig(out / fname, dpi=110)
+            plt.close(ax.figure)
+            files.append(str(out / fname))
+    return files
+
+
+def confirm(
+    res: SearchResult, space: Space, out: Path, n: int, *, requests: int = 400
+) -> list[dict]:
+    """Re-run the first ``n`` Pareto designs in the serving simulation (Poisson arrivals at 70 %
+    of the analytic capacity, continuous batching capped at the searched batch) and compare."""
+    from explore.serve import ServeRequest, serve
+    from sim.traffic import Fixed, Poisson
+
+    rows = []
+    for p in res.pareto[:n]:
+        point = evaluate_point(space.base, p["params"], space.quality)
+        ref = f"xpusim search study {res.study_name!r} trial {p['number']} (confirm)"
+        chip_path = write_chip(point.chip, out / "confirm" / f"t{p['number']}.toml", ref)
+        model_path = write_model(point.model, out / "confirm" / f"t{p['number']}-model.toml", ref)
+        d, m = point.deploy, point.metrics
+        inp, outl = int(space.base.get("input_len", 1024)), int(space.base.get("output_len", 256))
+        capacity = m["tokens_per_s"] / outl  # requests/s the analytic batch sustains
+        dp = d["chips"] // (d["tp"] * d["pp"])
+        req = ServeRequest(
+            system=f"{chip_path}:{d['chips']}", model=str(model_path), quant=d["quant"],
+            input_len=Fixed(inp), output_len=Fixed(outl), arrivals=Poisson(0.7 * capacity),
+            requests=requests, tp=d["tp"], pp=d["pp"], ep=d["ep"], dp=dp,
+            max_batch=d["batch"], seed=space.seed,
+        )  # fmt: skip
+        summary, _ = serve(req)
+        sim_tpot = summary["tpot_s"]["p50"]
+        rows.append({
+            "number": p["number"], "analytic_tpot_s": m["tpot_s"], "served_tpot_p50_s": sim_tpot,
+            "served_ttft_p99_s": summary["ttft_s"]["p99"],
+            "served_tokens_per_s": summary["output_tokens_per_s"],
+            "tpot_ratio": sim_tpot / m["tpot_s"] if sim_tpot else None,
+        })  # fmt: skip
+    return rows
+
+
+def print_pareto(res: SearchResult, limit: int = 15) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    title = (f"{res.study_name}: Pareto front ({len(res.pareto)} designs; "
+             f"{res.n_trials_feasible} feasible of {res.n_trials_complete} trials)")  # fmt: skip
+    tab = Table(title=title)
+    keys = sorted({k for p in res.pareto for k in p["params"]})
+    for col in ("#", *[k.split(".", 1)[1] for k in keys], *res.objectives):
+        tab.add_column(col, justify="right")
+    for p in res.pareto[:limit]:
+        cells = [_fmt(p["params"].get(k)) for k in keys]
+        tab.add_row(str(p["number"]), *cells, *[_fmt(v) for v in p["values"]])
+    Console(width=160).print(tab)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+    return str(v)
