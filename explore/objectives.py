@@ -135,6 +135,11 @@ def _shape(base: ModelSpec, p: dict) -> dict:
             _set(d, _MODEL_PATHS[key], int(value))
     if "hidden_size" in p and "num_heads" not in p and d["attention"]["kind"] == "gqa":
         d["attention"]["num_heads"] = max(1, d["hidden_size"] // d["attention"]["head_dim"])
+    if "num_experts" in p and "expert_ffn_size" not in p:  # fine-grained experts: iso expert
+        moe = base.moe  # parameters, num_experts x expert_ffn_size kept (DeepSeekMoE convention)
+        d["moe"]["expert_ffn_size"] = max(
+            64, moe.num_experts * moe.expert_ffn_size // int(p["num_experts"])
+        )
     if "ffn_multiple" in p:
         d["mlp"]["ffn_size"] = max(256, round(p["ffn_multiple"] * d["hidden_size"] / 256) * 256)
     d["name"] = f"{base.name}-shape"
@@ -176,9 +181,12 @@ def _iso_params(model: ModelSpec, target: float, tol: float) -> ModelSpec:
 
 def _deploy(base: dict, params: dict) -> dict:
     p = _section(params, "deploy")
-    out = {k: p.get(k, base.get(k, 1)) for k in ("chips", "pp", "ep", "batch")}
+    out = {k: p.get(k, base.get(k, 1)) for k in ("pp", "ep", "batch")}
+    chips, tp = p.get("chips", base.get("chips")), p.get("tp", base.get("tp"))
+    if chips is None:  # one replica of tp x pp chips
+        chips = int(tp or 1) * int(out["pp"])
     # tensor parallelism over all chips of a pipeline stage unless given
-    out["tp"] = p.get("tp", base.get("tp", int(out["chips"]) // int(out["pp"])))
+    out["chips"], out["tp"] = chips, tp if tp is not None else int(chips) // int(out["pp"])
     out["quant"] = p.get("quant", base.get("quant", "bf16"))
     return {k: (v if k == "quant" else int(v)) for k, v in out.items()}
 

@@ -164,7 +164,11 @@ def print_pareto(res: SearchResult, limit: int = 15) -> None:
     for p in res.pareto[:limit]:
         cells = [_fmt(p["params"].get(k)) for k in keys]
         tab.add_row(str(p["number"]), *cells, *[_fmt(v) for v in p["values"]])
-    Console(width=160).print(tab)
+    con = Console(width=160)
+    con.print(tab)
+    notes = sorted({n for p in res.pareto for n in p.get("notes", [])})
+    for n in notes:
+        con.print(f"  note: {n}")
 
 
 def _fmt(v) -> str:
