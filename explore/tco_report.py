@@ -70,13 +70,8 @@ def print_table(sc: Scenario, results: list[FleetResult]) -> None:
         top = sorted(r.sensitivity.items(), key=lambda kv: -max(abs(v) for v in kv[1]))[:3]
         con.print(f"  {r.name}: most sensitive to " + ", ".join(
             f"{k} ({_money(v[0])}/{_money(v[1])})" for k, v in top))  # fmt: skip
-        if r.payback:
-            p = r.payback
-            months = f"{p['payback_months']:.1f} months" if p["payback_months"] else "never"
-            vol = p["break_even_volume_units"]
-            con.print(f"  {r.name}: NRE {_money(p['nre_usd'])} pays back in {months} vs "
-                      f"{p['reference']}; break-even volume "
-                      f"{f'{vol:,.0f} units' if vol else 'none (never cheaper)'}")  # fmt: skip
+        for line in _payback_lines([r]):
+            con.print(f"  {line}")
         for n in r.operating.notes:
             if n.startswith("EXTRAPOLATED"):
                 con.print(f"  {r.name}: {n}")
