@@ -284,8 +284,9 @@ def _key(name: str) -> str:
 
 
 def summary(rows: list[dict]) -> dict:
-    def med(key):
-        vals = [abs(r[key]) for r in rows if r[key] is not None]
+    def med(key):  # over the chips whose figure was fitted (the others are shown, not used)
+        kind = "area" if key.startswith("area") else "tdp"
+        vals = [abs(r[key]) for r in rows if r[key] is not None and r["fitted_on"][kind]]
         return float(np.median(vals)) if vals else None
 
     return {k: med(k) for k in ("area_err", "area_err_loo", "tdp_err", "tdp_err_loo")}
