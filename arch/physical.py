@@ -61,7 +61,10 @@ __all__ = [
 ]
 
 PHYSICAL_DIR = Path(__file__).parent / "presets" / "physical"
-MACS_PER_CORE = 2048  # GPU-SM-like core (H100: 989 TF / 2 / 1.83 GHz / 132 SMs = 2048 MACs)
+# cores a custom design's MACs are grouped into, for tile/wave quantization: GPU-SM-like cores
+# (H100: 989 TF / 2 / 1.83 GHz / 132 SMs = 2048 MACs) working on 128 x 128 tiles (assumption)
+MACS_PER_CORE = 2048
+CORE_TILE = 128
 
 
 class NodeTech(Frozen):
@@ -426,7 +429,8 @@ class ChipDesign(Frozen):
         units = max(1, round(self.macs / MACS_PER_CORE))
         e_flop = t.power.j_per_flop16 * node.energy_rel
         dataflow = "weight_stationary" if self.core_style == "systolic" else "output_stationary"
-        matrix = ComputeEngine(peak_flops_per_s=peaks, units=units, tile_rows=128, tile_cols=128,
+        matrix = ComputeEngine(peak_flops_per_s=peaks, units=units, tile_rows=CORE_TILE,
+                               tile_cols=CORE_TILE,
                                dataflow=dataflow, energy_j_per_flop=e_flop)  # fmt: skip
         vector = ComputeEngine(peak_flops_per_s={"fp32": self.vector_fraction * p}, units=units,
                                energy_j_per_flop=e_flop)  # fmt: skip

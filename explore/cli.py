@@ -334,15 +334,9 @@ def _run_search(args: argparse.Namespace) -> int:
     res = search(space, storage=args.storage, study_name=args.study_name, n_trials=args.n_trials,
                  seed=args.seed, workers=args.workers, out=out,
                  progress=not args.json and sys.stderr.isatty())  # fmt: skip
-    import optuna
-
-    from explore.search import _apply
-
-    sp = _apply(space, study_name=args.study_name, n_trials=args.n_trials, seed=args.seed)
-    study = optuna.load_study(study_name=sp.name, storage=_reopen(res.storage))
-    files = write_outputs(res, sp, out, study)
+    files = write_outputs(res, res.space, out, res.study)
     if args.confirm:
-        res.confirmed = confirm(res, sp, out, args.confirm)
+        res.confirmed = confirm(res, res.space, out, args.confirm)
     if args.json:
         print(dumps(res.to_json()))
         return 0
@@ -355,9 +349,3 @@ def _run_search(args: argparse.Namespace) -> int:
           f"{res.n_trials_done_here / max(res.wall_s, 1e-9):.1f}/s); wrote {len(files)} files "
           f"to {out}")  # fmt: skip
     return 0
-
-
-def _reopen(url: str):
-    from explore.search import _storage
-
-    return _storage(url, Path("."), "")[0]

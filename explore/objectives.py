@@ -179,6 +179,11 @@ def _iso_params(model: ModelSpec, target: float, tol: float) -> ModelSpec:
     return out
 
 
+def lengths(base: dict) -> tuple[int, int]:
+    """(input_len, output_len) of a space's or scenario's base (defaults 1024 / 256)."""
+    return int(base.get("input_len", 1024)), int(base.get("output_len", 256))
+
+
 def _deploy(base: dict, params: dict) -> dict:
     p = _section(params, "deploy")
     out = {k: p.get(k, base.get(k, 1)) for k in ("pp", "ep", "batch")}
@@ -215,8 +220,8 @@ def evaluate_point(base: dict, params: dict, quality: dict | None = None) -> Poi
         model=model,
         quant=get_quant(dep["quant"]),
         par=par,
-        input_len=int(base.get("input_len", 1024)),
-        output_len=int(base.get("output_len", 256)),
+        input_len=lengths(base)[0],
+        output_len=lengths(base)[1],
         eff=efficiency_for(chip.family),
     )
     plan = w.plan(dep["batch"])

@@ -49,7 +49,10 @@ class SearchResult:
     pareto: list[dict]
     trials: list[dict] = field(repr=False, default_factory=list)
     wall_s: float = 0.0
+    n_trials_done_here: int = 0
     confirmed: list[dict] = field(default_factory=list)
+    space: Space | None = field(default=None, repr=False)  # as run (overrides applied)
+    study: Any = field(default=None, repr=False)  # the Optuna study, for plots
 
     def to_json(self) -> dict:
         return {
@@ -65,15 +68,12 @@ class SearchResult:
             "confirmed": self.confirmed,
         }  # fmt: skip
 
-    n_trials_done_here: int = 0
-
 
 # --------------------------------------------------------------------------- storage & sampler
 
 
-def _storage(url: str | None, out: Path, name: str):
+def _storage(url: str | None, out: Path):
     """(Optuna storage, URL workers can reopen)."""
-    import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 
@@ -93,7 +93,6 @@ def _storage(url: str | None, out: Path, name: str):
                                  heartbeat_stale_trial_callback=retry)  # fmt: skip
     except Exception as exc:
         raise ConfigError(f"--storage {url}: cannot open ({type(exc).__name__}: {exc})") from None
-    del optuna
     return storage, url
 
 
@@ -189,7 +188,7 @@ def _loop(study, space: Space, n_target: int, on_done=None) -> int:
 
 
 def _worker(space: Space, storage_url: str, out: str, n_target: int, seed: int) -> int:
-    storage, _ = _storage(storage_url, Path(out), space.name)
+    storage, _ = _storage(storage_url, Path(out))
     study = _open(space, storage, create=False, seed=seed)
     return _loop(study, space, n_target)
 
@@ -313,17 +312,18 @@ def search(
     sp = _apply(sp, objectives=objectives, constraints=constraints, base=base,
                 study_name=study_name, n_trials=n_trials, seed=seed)  # fmt: skip
     out_dir = Path(out) if out else Path("xpusim-search") / sp.name
-    st, url = _storage(storage, out_dir, sp.name)
+    st, url = _storage(storage, out_dir)
     study = _open(sp, st, create=True, seed=sp.seed)
     if url.endswith(".journal"):
         _recover_journal(study)
     # a resumed study continues its sampler's stream instead of replaying it from the start
-    sp = replace(sp, seed=sp.seed + len(study.get_trials(deepcopy=False)))
-    study.sampler = _sampler(sp, sp.seed)
+    run_sp = replace(sp, seed=sp.seed + len(study.get_trials(deepcopy=False)))
+    study.sampler = _sampler(run_sp, run_sp.seed)
     t0 = time.perf_counter()
-    done = _run(study, sp, url, out_dir, workers, progress)
+    done = _run(study, run_sp, url, out_dir, workers, progress)
     res = _result(study, sp, url)
     res.wall_s, res.n_trials_done_here = time.perf_counter() - t0, done
+    res.space, res.study = sp, study
     return res
 
 

@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 from explore.designs import write_chip, write_model
-from explore.objectives import evaluate_point
+from explore.objectives import evaluate_point, lengths
 from explore.search import SearchResult
 from explore.space import Space
 
@@ -131,7 +131,7 @@ def confirm(
         chip_path = write_chip(point.chip, out / "confirm" / f"t{p['number']}.toml", ref)
         model_path = write_model(point.model, out / "confirm" / f"t{p['number']}-model.toml", ref)
         d, m = point.deploy, point.metrics
-        inp, outl = int(space.base.get("input_len", 1024)), int(space.base.get("output_len", 256))
+        inp, outl = lengths(space.base)
         capacity = m["tokens_per_s"] / outl  # requests/s the analytic batch sustains
         dp = d["chips"] // (d["tp"] * d["pp"])
         req = ServeRequest(

@@ -24,8 +24,18 @@ import numpy as np
 from arch.base import ConfigError
 from arch.chip import PRECISIONS, System
 from arch.efficiency import efficiency_for
-from arch.physical import ChipDesign, area_mm2, cost_usd, node_arrays, package, power_w, technology
-from explore.objectives import _deploy, _parallelism, _section, build_model
+from arch.physical import (
+    CORE_TILE,
+    MACS_PER_CORE,
+    ChipDesign,
+    area_mm2,
+    cost_usd,
+    node_arrays,
+    package,
+    power_w,
+    technology,
+)
+from explore.objectives import _deploy, _parallelism, _section, build_model, lengths
 from explore.predict import Workload
 from explore.space import Space, load_space
 from explore.tco import default_inputs, ownership, usd_per_m_tokens
@@ -144,8 +154,8 @@ def _matrix(base_row: np.ndarray, x: dict, w_in_sram: np.ndarray) -> np.ndarray:
     d = np.repeat(base_row[None, :], n, axis=0)
     d[:, L.PEAK0 : L.PEAK0 + len(PRECISIONS)] = _peaks(x)
     d[:, L.VPEAK] = x["vector_fraction"] * x["peak_bf16_flops_per_s"]
-    d[:, L.UNITS] = np.maximum(1, np.round(x["macs"] / 2048))
-    d[:, L.TILE_R] = d[:, L.TILE_C] = 128
+    d[:, L.UNITS] = np.maximum(1, np.round(x["macs"] / MACS_PER_CORE))
+    d[:, L.TILE_R] = d[:, L.TILE_C] = CORE_TILE
     d[:, L.WEIGHT_STATIONARY] = x["systolic"]
     has_off = x["off_cap"] > 0
     main_bw = np.where(has_off, x["off_bw"], x["sram_bw"])
@@ -171,8 +181,8 @@ def _fit(x: dict, plan, rf: float) -> tuple[np.ndarray, np.ndarray]:
     return in_sram | (plan.weights <= free), in_sram
 
 
-def _step(graph, design_rows, microbatches: int):
-    packed = pack_ops(graph, _REF_CHIP[0])
+def _step(graph, chip, design_rows, microbatches: int):
+    packed = pack_ops(graph, chip)
     out = stage_totals(*packed.args, packed.count, packed.stage, packed.n_stages, design_rows)
     t = out[:, :, L.T_TOTAL]
     total = np.maximum(t.sum(axis=1), microbatches * t.max(axis=1))
@@ -180,29 +190,25 @@ def _step(graph, design_rows, microbatches: int):
     return total, out[:, :, L.ENERGY].sum(axis=1) * tp
 
 
-_REF_CHIP: list = []
-
-
-def _combo(space: Space, params: dict, x: dict, eff_rf: float) -> dict[str, np.ndarray]:
-    """Cost every chip design for one (model, deployment) combination."""
+def _combo(space: Space, params: dict, x: dict, ref) -> dict[str, np.ndarray]:
+    """Cost every chip design for one (model, deployment) combination; ``ref`` is the base
+    design's chip, which supplies everything the design matrix does not vary."""
     base_model = load_model(space.base["model"])
     model, _ = build_model(base_model, _section(params, "model"), space.quality)
     dep = _deploy(space.base, params)
     par = _parallelism(dep, model)
-    ref = ChipDesign(**_ref_design(space)).to_chip()
-    _REF_CHIP[:] = [ref]
-    inp, outl = int(space.base.get("input_len", 1024)), int(space.base.get("output_len", 256))
+    inp, outl = lengths(space.base)
     eff = efficiency_for("custom")
     w = Workload(System(chip=ref, count=dep["chips"]), model, get_quant(dep["quant"]), par,
                  inp, outl, eff)  # fmt: skip
     b = dep["batch"]
     plan = w.plan(b)
-    fits, in_sram = _fit(x, plan, eff_rf)
+    fits, in_sram = _fit(x, plan, eff.value("memory_reserve_fraction"))
     rows = _matrix(pack_design(w.system, eff, plan), x, in_sram)
-    ttft, e_pre = _step(w.graph("prefill", b, inp, 0), rows, 1)
+    ttft, e_pre = _step(w.graph("prefill", b, inp, 0), ref, rows, 1)
     micro, mb = math.ceil(b / par.pp), min(par.pp, b)
     c0, c1 = inp, inp + outl - 1
-    dec = [_step(w.graph("decode", micro, 1, c), rows, mb) for c in (c0, (c0 + c1) // 2, c1)]
+    dec = [_step(w.graph("decode", micro, 1, c), ref, rows, mb) for c in (c0, (c0 + c1) // 2, c1)]
     tpot = (dec[0][0] + 4 * dec[1][0] + dec[2][0]) / 6
     e_dec = (dec[0][1] + 4 * dec[1][1] + dec[2][1]) / 6 * mb
     return _metrics(space, x, dep, par, fits, ttft, tpot, e_pre, e_dec, eff)
@@ -217,7 +223,7 @@ def _ref_design(space: Space) -> dict:
 
 
 def _metrics(space, x, dep, par, fits, ttft, tpot, e_pre, e_dec, eff) -> dict[str, np.ndarray]:
-    outl = int(space.base.get("output_len", 256))
+    outl = lengths(space.base)[1]
     b, chips, cpr = dep["batch"], dep["chips"], par.chips_per_replica
     e2e = ttft + (outl - 1) * tpot
     floor = np.maximum(x["idle"], eff.value("active_power_fraction") * x["tdp"])
@@ -249,12 +255,12 @@ def sweep(space: str | Path | Space) -> SweepResult:
     cols = _chip_grid(sp)
     n = len(next(iter(cols.values()))) if cols else 1
     x = _physical(_designs(sp, n, cols))
-    rf = efficiency_for("custom").value("memory_reserve_fraction")
+    ref = ChipDesign(**_ref_design(sp)).to_chip()
     others = [d for d in sp.dims if d.section != "chip"]
     parts: list[dict] = []
     for values in itertools.product(*[d.grid() for d in others]):
         params = {d.key: v for d, v in zip(others, values, strict=True)}
-        res = _combo(sp, params, x, rf)
+        res = _combo(sp, params, x, ref)
         parts.append({**{k: np.full(n, v, dtype=object) for k, v in params.items()},
                       **{f"chip.{k}": v for k, v in cols.items()}, **res})  # fmt: skip
     columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
