@@ -65,6 +65,9 @@ PHYSICAL_DIR = Path(__file__).parent / "presets" / "physical"
 # (H100: 989 TF / 2 / 1.83 GHz / 132 SMs = 2048 MACs) working on 128 x 128 tiles (assumption)
 MACS_PER_CORE = 2048
 CORE_TILE = 128
+# access latencies and the scale-up hop, as the chip presets' `lat` / `link-lat` assumptions
+# (order of magnitude; they only matter for latency-bound collectives and tiny kernels)
+SRAM_LATENCY_S, DRAM_LATENCY_S, LINK_LATENCY_S = 20e-9, 600e-9, 1e-6
 
 
 class NodeTech(Frozen):
@@ -446,7 +449,7 @@ class ChipDesign(Frozen):
             matrix=matrix,
             vector=vector,
             memory=self._levels(t),
-            scale_up=self._fabric(),
+            scale_up=self._fabric(t),
             scale_out=_ETHERNET,
             tdp_w=tdp,
             idle_w=min(r.power["leakage"] * (1 + t.power.uncore_power_fraction), 0.5 * tdp),
@@ -461,7 +464,7 @@ class ChipDesign(Frozen):
             levels.append(MemoryLevel(
                 name="SRAM", kind="sram", role="scratch" if mem else "main",
                 capacity_bytes=self.sram_bytes, bandwidth_bytes_per_s=self.sram_bandwidth(t),
-                latency_s=20e-9,
+                latency_s=SRAM_LATENCY_S,
                 energy_j_per_byte=t.power.sram_j_per_byte * t.node(self.node).energy_rel,
             ))  # fmt: skip
         if mem:
@@ -470,24 +473,25 @@ class ChipDesign(Frozen):
                 name=gen.upper(), kind="hbm" if mem.stacked else "lpddr", role="main",
                 capacity_bytes=n * mem.capacity_bytes,
                 bandwidth_bytes_per_s=n * mem.bandwidth_bytes_per_s,
-                latency_s=600e-9, energy_j_per_byte=mem.energy_j_per_byte,
+                latency_s=DRAM_LATENCY_S, energy_j_per_byte=mem.energy_j_per_byte,
             ))  # fmt: skip
         if not levels:
             raise ConfigError("sram_bytes, hbm_stacks and ddr_packages are all 0: give memory")
         return tuple(levels)
 
-    def _fabric(self) -> Interconnect:
+    def _fabric(self, t: Technology) -> Interconnect:
         return Interconnect(
             name=f"custom {self.topology} ({self.links} links)",
             topology=self.topology,
             bandwidth_bytes_per_s=self.link_bytes_per_s,
             links=self.links,
-            latency_s=1e-6,
-            energy_j_per_byte=10e-12,
+            latency_s=LINK_LATENCY_S,
+            energy_j_per_byte=t.power.serdes_j_per_byte,
             domain_chips=self.domain_chips,
         )
 
 
+# scale-out of every design: one 800G Ethernet port per chip, as the custom-asic preset assumes
 _ETHERNET = Interconnect(
     name="800G Ethernet (assumption)",
     topology="switch",

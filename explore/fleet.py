@@ -31,26 +31,18 @@ from arch.physical import design_from_dict, technology
 from arch.presets import parse_system
 from explore.batching import max_batch
 from explore.predict import _resolve, evaluate
-from explore.tco import (
-    HOURS_PER_YEAR,
-    TcoInputs,
-    capital_recovery_factor,
-    default_inputs,
-    ownership,
-)
+from explore.tco import TcoInputs, default_inputs, default_uncertainty, ownership
 
-__all__ = ["Fleet", "FleetResult", "Scenario", "load_scenario", "run_tco", "tco"]
-
-# inputs varied by sensitivity and Monte Carlo when the scenario names no [uncertainty]
-DEFAULT_UNCERTAINTY = {
-    "usd_per_kwh": (0.0575, 0.1898),  # EIA 2023 industrial range NM..RI (shared/hardware)
-    "pue": (1.1, 1.58),  # Google fleet .. industry average (shared/hardware)
-    "years": (4.0, 6.0),  # Nebius .. Microsoft/Alphabet/CoreWeave book lives
-    "interest_rate": (0.04, 0.12),  # assumption: +-4 points around 8 %
-    "chip_price_scale": (0.75, 1.25),  # assumption: street prices +-25 %
-    "load_scale": (0.7, 1.0),  # assumption: demand 30 % under plan; fleet sized for plan
-    "host_usd_per_chip": (4000.0, 9000.0),  # assumption: host share range
-}
+__all__ = [
+    "Fleet",
+    "FleetResult",
+    "Scenario",
+    "contract",
+    "load_scenario",
+    "run_tco",
+    "tco",
+    "to_dataframe",
+]
 
 
 @dataclass(frozen=True)
@@ -134,7 +126,7 @@ def load_scenario(path: str | Path) -> Scenario:
         input_len=int(sc["input_len"]), output_len=int(sc["output_len"]),
         load_output_tokens_per_s=float(sc["load_output_tokens_per_s"]),
         tokens_per_s_per_user=sc.get("tokens_per_s_per_user"), profile=prof, fleets=fleets,
-        tco=dict(raw.get("tco", {})), uncertainty=unc or dict(DEFAULT_UNCERTAINTY),
+        tco=dict(raw.get("tco", {})), uncertainty=unc or default_uncertainty(),
         api_usd_per_m_output_tokens=sc.get("api_usd_per_m_output_tokens"),
         payback_reference=raw.get("payback", {}).get("reference"),
         samples=int(raw.get("monte_carlo", {}).get("samples", 400)),
@@ -395,6 +387,3 @@ def run_tco(path: Path, *, as_json: bool, report: Path | None) -> int:
     if report:
         print(f"report: {report}")
     return 0
-
-
-__all__ += ["HOURS_PER_YEAR", "capital_recovery_factor", "contract", "to_dataframe"]

@@ -46,6 +46,9 @@ PRIOR_LOG_SIGMA = {
     "leakage_w_per_mm2": 1.0,
 }
 DATA_LOG_SIGMA = 0.2
+# units over which a shipping chip's NRE is spread in the cost column: large enough that the
+# column reads as manufacturing cost, to compare with the list price (which carries the margin)
+MANUFACTURING_VOLUME = 1e6
 BOUNDS = {
     "mac_um2": (300.0, 8000.0),
     "sram_mm2_per_mb": (0.15, 1.0),
@@ -66,6 +69,7 @@ class CalibrationChip:
     ddr_phys: int
     link_bytes_per_s: float
     wafer_scale: bool
+    memory_gen: str | None
     systolic: bool
     fit_area: bool
     fit_tdp: bool
@@ -92,6 +96,7 @@ def calibration_chips() -> list[CalibrationChip]:
             hbm_phys=int(v.get("hbm_phys", 0)), ddr_phys=int(v.get("ddr_phys", 0)),
             link_bytes_per_s=_bps(v.get("link_bytes_per_s"), chip),
             wafer_scale=bool(v.get("wafer_scale", False)),
+            memory_gen=v.get("hbm_gen") or v.get("ddr_gen"),
             systolic=v["core_style"] == "systolic",
             fit_area=bool(v.get("area", True)) and chip.die_area_mm2 is not None,
             fit_tdp=bool(v.get("tdp", True)), note=refs.get(v.get("note", ""), ""),
@@ -146,8 +151,10 @@ def predict_chip(t: Technology, c: CalibrationChip) -> dict[str, float]:
                  area=pkg["silicon_mm2"])  # fmt: skip
     main = c.chip.main_memory
     mem_gb = main.capacity_bytes / 1e9 if main.kind not in ("sram", "cache") else 0.0
-    cost = cost_usd(t, node, pkg=pkg, hbm=c.hbm_phys, mem_gb=mem_gb, mem_usd_per_gb=15.0,
-                    tdp_w=pw["total"], wafer_scale=c.wafer_scale, volume=1e6)  # fmt: skip
+    per_gb = t.memory(c.memory_gen).price_usd_per_gb if c.memory_gen else 0.0
+    cost = cost_usd(t, node, pkg=pkg, hbm=c.hbm_phys, mem_gb=mem_gb, mem_usd_per_gb=per_gb,
+                    tdp_w=pw["total"], wafer_scale=c.wafer_scale,
+                    volume=MANUFACTURING_VOLUME)  # fmt: skip
     return {"area_mm2": float(pkg["silicon_mm2"]), "tdp_w": float(pw["total"]),
             "unit_cost_usd": float(cost["total"]), "chiplets": float(pkg["chiplets"])}  # fmt: skip
 

@@ -33,7 +33,14 @@ from arch.base import (
     split_sources,
 )
 
-__all__ = ["HOURS_PER_YEAR", "Ownership", "TcoInputs", "default_inputs", "ownership"]
+__all__ = [
+    "HOURS_PER_YEAR",
+    "Ownership",
+    "TcoInputs",
+    "default_inputs",
+    "default_uncertainty",
+    "ownership",
+]
 
 HOURS_PER_YEAR = 8760.0
 TCO_FILE = Path(__file__).parent / "presets" / "tco.toml"
@@ -70,10 +77,21 @@ class TcoInputs(Frozen):
 
 
 @lru_cache(maxsize=1)
-def default_inputs() -> TcoInputs:
+def _defaults() -> tuple[dict, dict]:
     raw = load_toml(TCO_FILE)
-    values, sources = split_sources(raw, refs=raw.pop("refs", {}), strict=True)
+    return split_sources(raw, refs=raw.pop("refs", {}), strict=True)
+
+
+@lru_cache(maxsize=1)
+def default_inputs() -> TcoInputs:
+    values, sources = _defaults()
+    values = {k: v for k, v in values.items() if k != "uncertainty"}
     return TcoInputs(**values, sources=sources)
+
+
+def default_uncertainty() -> dict[str, tuple[float, float]]:
+    """[low, high] per input varied by sensitivity and Monte Carlo (sourced in tco.toml)."""
+    return {k: (float(v[0]), float(v[1])) for k, v in _defaults()[0]["uncertainty"].items()}
 
 
 def capital_recovery_factor(rate: float, years: float) -> float:
