@@ -14,6 +14,8 @@ __all__ = ["chip_toml", "model_toml", "write_chip", "write_model"]
 
 
 def _scalar(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return f"[{', '.join(_scalar(x) for x in v)}]"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
@@ -34,9 +36,7 @@ def _emit(d: dict, prefix: str, lines: list[str], sourced: bool) -> None:
         elif sourced and isinstance(v, (int, float)) and not isinstance(v, bool) and k != "year":
             lines.append(f'{k} = [{_scalar(v)}, "derived", "design"]')
         else:
-            lines.append(f"{k} = {_scalar(list(v) if isinstance(v, tuple) else v)}"
-                         if not isinstance(v, (list, tuple)) else
-                         f"{k} = [{', '.join(_scalar(x) for x in v)}]")  # fmt: skip
+            lines.append(f"{k} = {_scalar(v)}")
     for k, v in subs:
         lines.append(f"\n[{prefix}{k}]")
         _emit(v, f"{prefix}{k}.", lines, sourced)

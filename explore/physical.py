@@ -31,6 +31,7 @@ from arch.physical import (
     technology,
 )
 from arch.presets import load_chip
+from explore.space import parse_value
 
 __all__ = ["CalibrationChip", "calibration_chips", "fit", "report_rows", "run_physical"]
 
@@ -92,9 +93,11 @@ def calibration_chips() -> list[CalibrationChip]:
     for name, v in values["chips"].items():
         chip = load_chip(name)
         out.append(CalibrationChip(
-            chip=chip, node=v["node"], clock_hz=_hz(v["clock_hz"]),
+            chip=chip, node=v["node"], clock_hz=float(parse_value(v["clock_hz"], "clock_hz")),
             hbm_phys=int(v.get("hbm_phys", 0)), ddr_phys=int(v.get("ddr_phys", 0)),
-            link_bytes_per_s=_bps(v.get("link_bytes_per_s"), chip),
+            link_bytes_per_s=float(parse_value(v.get("link_bytes_per_s",
+                                                chip.scale_up.bandwidth_bytes_per_s),
+                                          "link_bytes_per_s")),
             wafer_scale=bool(v.get("wafer_scale", False)),
             memory_gen=v.get("hbm_gen") or v.get("ddr_gen"),
             systolic=v["core_style"] == "systolic",
@@ -102,20 +105,6 @@ def calibration_chips() -> list[CalibrationChip]:
             fit_tdp=bool(v.get("tdp", True)), note=refs.get(v.get("note", ""), ""),
         ))  # fmt: skip
     return out
-
-
-def _hz(v) -> float:
-    from arch.units import parse_quantity
-
-    return parse_quantity(v, "clock_hz") if isinstance(v, str) else float(v)
-
-
-def _bps(v, chip: Chip) -> float:
-    from arch.units import parse_quantity
-
-    if v is None:
-        return chip.scale_up.bandwidth_bytes_per_s
-    return parse_quantity(v, "link_bytes_per_s") if isinstance(v, str) else float(v)
 
 
 def _components(c: CalibrationChip) -> dict[str, float]:

@@ -46,7 +46,7 @@ from arch.base import ConfigError, load_toml
 from arch.physical import ChipDesign
 from arch.units import UnitError, dimension_of_field, parse_quantity
 
-__all__ = ["CONSTRAINT_OPS", "Constraint", "Dim", "Space", "load_space"]
+__all__ = ["CONSTRAINT_OPS", "Constraint", "Dim", "Space", "load_space", "parse_value"]
 
 MODEL_DIMS = {
     "hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "ffn_multiple",
@@ -60,7 +60,7 @@ CONSTRAINT_OPS = ("<=", ">=")
 _CONSTRAINT = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=)\s*(\S.*?)\s*$")
 
 
-def _value(v: Any, name: str) -> Any:
+def parse_value(v: Any, name: str) -> Any:
     """A number, or a unit string parsed for fields whose name carries a unit."""
     if isinstance(v, str) and dimension_of_field(name) is not None:
         try:
@@ -129,11 +129,11 @@ def _dim(section: str, name: str, spec: Any) -> Dim:
     if "choices" in spec:
         if not spec["choices"]:
             raise ConfigError(f"{section}.{name}: choices is empty")
-        return Dim(section, name, choices=tuple(_value(v, name) for v in spec["choices"]))
+        return Dim(section, name, choices=tuple(parse_value(v, name) for v in spec["choices"]))
     if "low" not in spec or "high" not in spec:
         raise ConfigError(f"{section}.{name}: give low and high (or choices)")
-    low, high = _value(spec["low"], name), _value(spec["high"], name)
-    step = _value(spec["step"], name) if "step" in spec else None
+    low, high = parse_value(spec["low"], name), parse_value(spec["high"], name)
+    step = parse_value(spec["step"], name) if "step" in spec else None
     if not low <= high:
         raise ConfigError(f"{section}.{name}: low must be <= high")
     if spec.get("log") and low <= 0:

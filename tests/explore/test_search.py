@@ -297,15 +297,12 @@ def test_iso_params_keeps_the_model_size():
 
 def test_iso_loss_adds_the_base_loss_as_a_constraint():
     """Chinchilla at N = 8.03e9, D = 20 N: 1.69 + 406.4/N^0.34 + 410.7/D^0.28."""
-    from explore.search import _apply
-    from explore.space import load_space as ls
-
-    space = ls(BW_SPACE)
     from dataclasses import replace
 
-    sp = _apply(replace(space, quality={"mode": "iso_loss"}))
+    from explore.search import _apply
     from workloads.presets import load_model
 
+    sp = _apply(replace(load_space(BW_SPACE), quality={"mode": "iso_loss"}))
     n = float(load_model("llama-3.1-8b").total_params())
     want = 1.69 + 406.4 / n**0.34 + 410.7 / (20 * n) ** 0.28
     (loss,) = [c for c in sp.constraints if c.metric == "loss"]
