@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from explore.predict import _resolve, predict  # noqa: E402
+from explore.api.predict import _resolve, predict  # noqa: E402
 from kernels import layout as L  # noqa: E402
 from kernels.cost import stage_totals  # noqa: E402
 from kernels.pack import pack_design, pack_ops  # noqa: E402

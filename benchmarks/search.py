@@ -24,10 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from explore.objectives import evaluate_point  # noqa: E402
-from explore.search import search  # noqa: E402
-from explore.space import load_space  # noqa: E402
-from explore.sweep import sweep, write  # noqa: E402
+from explore.search.objectives import evaluate_point  # noqa: E402
+from explore.search.space import load_space  # noqa: E402
+from explore.search.study import search  # noqa: E402
+from explore.search.sweep import sweep, write  # noqa: E402
 
 SPACE = ROOT / "examples" / "search_sram_vs_hbm_70b.toml"
 SWEEP = ROOT / "examples" / "sweep_decode_chip_70b.toml"

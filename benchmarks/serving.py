@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from explore.serve import ServeRequest, build  # noqa: E402
+from explore.api.serve import ServeRequest, build  # noqa: E402
 from sim.serving import simulate_serving  # noqa: E402
 from sim.traffic import LogNormal, Poisson  # noqa: E402
 

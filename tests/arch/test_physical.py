@@ -13,7 +13,7 @@ from arch.physical import (
     normalize_node,
     technology,
 )
-from explore.predict import predict
+from explore.api.predict import predict
 
 
 def test_dies_per_wafer_by_hand():
@@ -106,7 +106,7 @@ def test_bad_design_input_is_one_line():
 def test_fit_reports_errors_against_published_figures():
     """Every calibration chip with a published area is predicted within a factor of 2 (the fit
     is first-order; the closing note reports the per-chip errors)."""
-    from explore.physical import report_rows
+    from explore.validation.physical_fit import report_rows
 
     rows = report_rows()
     errs = {r["chip"]: r["area_err"] for r in rows if r["fitted_on"]["area"]}

@@ -1,7 +1,7 @@
 import pytest
 
 from arch.base import ConfigError
-from explore.predict import predict
+from explore.api.predict import predict
 
 ARGS = {"input_len": 512, "output_len": 64}
 JSON_KEYS = {
@@ -51,7 +51,7 @@ def test_not_fitting_has_no_latency():
 
 
 def test_max_batch_fits_and_next_does_not():
-    from explore.predict import _resolve
+    from explore.api.predict import _resolve
 
     r = predict("h100-sxm:8", "llama-3.1-70b", "fp8", tp=8, batch="max", **ARGS)
     assert r.fits

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from explore.cli import main
-from explore.objectives import Infeasible, evaluate_point
-from explore.search import pareto_front, search
-from explore.space import load_space
+from explore.search.objectives import Infeasible, evaluate_point
+from explore.search.space import load_space
+from explore.search.study import pareto_front, search
 
 DATA = Path(__file__).parents[1] / "data"
 BW_SPACE = DATA / "space_bandwidth.toml"
@@ -246,10 +246,10 @@ def test_cli_json_contract(tmp_path, capsys):
 def test_written_design_is_a_ready_preset(tmp_path):
     """The best design loads with every number sourced and predicts what the search scored."""
     from arch.presets import load_chip_file
-    from explore.predict import predict
+    from explore.api.predict import predict
 
     res = search(BW_SPACE, out=tmp_path, n_trials=20)
-    from explore.search_out import write_presets
+    from explore.search.output import write_presets
 
     files = write_presets(res, load_space(BW_SPACE), tmp_path)
     chip = load_chip_file(Path(files[0]))  # strict: every number must carry a source
@@ -286,7 +286,7 @@ def test_bad_space_is_one_line_exit_2(tmp_path, capsys, text, msg):
 
 def test_iso_params_keeps_the_model_size():
     """Under iso_params a wider model gets fewer layers, at the base size within 5 %."""
-    from explore.objectives import build_model
+    from explore.search.objectives import build_model
     from workloads.presets import load_model
 
     base = load_model("llama-3.1-8b")
@@ -299,7 +299,7 @@ def test_iso_loss_adds_the_base_loss_as_a_constraint():
     """Chinchilla at N = 8.03e9, D = 20 N: 1.69 + 406.4/N^0.34 + 410.7/D^0.28."""
     from dataclasses import replace
 
-    from explore.search import _apply
+    from explore.search.study import _apply
     from workloads.presets import load_model
 
     sp = _apply(replace(load_space(BW_SPACE), quality={"mode": "iso_loss"}))
@@ -311,7 +311,7 @@ def test_iso_loss_adds_the_base_loss_as_a_constraint():
 
 def test_sweep_point_equals_the_search_evaluation():
     """The vectorized sweep and the one-point analytic evaluation agree on every metric."""
-    from explore.sweep import sweep
+    from explore.search.sweep import sweep
 
     space = load_space(BW_SPACE)
     res = sweep(space.__class__(**{**space.__dict__, "dims": tuple(

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from explore.api.serve import ServeRequest, serve
 from explore.cli import main
-from explore.serve import ServeRequest, serve
 from sim.stepmodel import SpecDecode, bucket
 from sim.traffic import LogNormal, Poisson, Uniform, parse_length
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from explore.cli import main
-from explore.fleet import load_scenario, operate, price_fleet, tco, to_dataframe
-from explore.tco import capital_recovery_factor, default_inputs, ownership, usd_per_m_tokens
+from explore.tco.fleet import load_scenario, operate, price_fleet, tco, to_dataframe
+from explore.tco.inputs import capital_recovery_factor, default_inputs, ownership, usd_per_m_tokens
 
 ROOT = Path(__file__).parents[2]
 SMALL = """

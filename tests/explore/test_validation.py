@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from arch.efficiency import efficiency_for
-from explore.cases import build_cases, load_rows
-from explore.validate import metric_class, validate
+from explore.validation.cases import build_cases, load_rows
+from explore.validation.validate import metric_class, validate
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_every_expressed_row_predicts(results):
 
 def test_refit_reproduces_stored_factors():
     """fitted.toml is generated: a fresh fit on the same rows gives the same factors."""
-    from explore.calibrate import fit
+    from explore.validation.calibrate import fit
 
     cases, _ = build_cases(load_rows())
     fitted, _ = fit(cases)
@@ -67,7 +67,7 @@ def test_refit_reproduces_stored_factors():
 
 
 def test_own_h100_measurements_load_and_decode_steps_hold(results):
-    """benchmarks/device/results/*/measured.csv (measured on a lent H100 on 2026-11-22) join the
+    """explore/validation/data/own/*/measured.csv (measured on a lent H100 on 2026-11-22) join the
     shared table. Its Llama-3-8B decode steps are out of sample (the fit sees Llama-3-70B layers
     and single kernels only); they must stay within 10 % median APE."""
     rows = [r for r in results[0] if r.case.id.startswith("XM")]

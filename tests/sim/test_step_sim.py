@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from explore.predict import _resolve
+from explore.api.predict import _resolve
 from sim.step import analytic_step
 from sim.step_sim import exposed_times, time_step, to_chrome_trace
 

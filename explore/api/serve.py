@@ -9,12 +9,11 @@ come from the chip preset and the efficiency factors.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, replace
 
 from arch.base import ConfigError
-from explore.predict import Workload, _resolve
+from explore.api.predict import Workload, _resolve
 from sim.metrics import summarize
 from sim.serving import ServingConfig, simulate_serving
 from sim.stepmodel import AnalyticStepModel, LoRA, SpecDecode
@@ -22,7 +21,7 @@ from sim.traffic import Arrivals, ClosedLoop, LengthDist, Poisson
 from workloads.capacity import kv_bytes_per_chip
 from workloads.presets import load_model
 
-__all__ = ["ServeRequest", "rate_search", "run_serve", "serve"]
+__all__ = ["ServeRequest", "build", "rate_search", "serve"]
 
 SWAP_BW = 64e9  # host link per chip for swap preemption: PCIe 5.0 x16 (assumption)
 
@@ -181,60 +180,3 @@ def rate_search(
         else:
             hi = mid
     return lo, best
-
-
-def run_serve(req: ServeRequest, *, as_json: bool, plot_dir, slo_ttft_ms, slo_tpot_ms,
-              search: bool) -> int:  # fmt: skip
-    import json
-
-    slo_t = slo_ttft_ms / 1e3 if slo_ttft_ms else None
-    slo_p = slo_tpot_ms / 1e3 if slo_tpot_ms else None
-    if search:
-        if slo_t is None or slo_p is None:
-            raise ConfigError("--rate-search needs --slo-ttft-ms and --slo-tpot-ms")
-        rate, summary = rate_search(req, slo_t, slo_p)
-        summary = {"rate_search": {"max_rate_per_s": rate, "slo_ttft_ms": slo_ttft_ms,
-                                   "slo_tpot_ms": slo_tpot_ms}, **summary}  # fmt: skip
-        trace = None
-    else:
-        with _Progress(req.requests, enabled=not as_json) as tick:
-            summary, trace = serve(req, slo_ttft_s=slo_t, slo_tpot_s=slo_p, progress=tick)
-    if plot_dir and trace is not None:
-        from explore.plots import serving_plots
-
-        summary["plots"] = [str(p) for p in serving_plots(req, trace, plot_dir)]
-    if as_json:
-        print(json.dumps(summary, indent=2))
-    else:
-        from explore.report import print_serving
-
-        print_serving(summary)
-    return 0
-
-
-class _Progress:
-    """A rich progress bar when stdout is a TTY and the run lasts more than ~2 s."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled = total, enabled and sys.stdout.isatty()
-        self.bar = None
-        self.t0 = time.perf_counter()
-
-    def __enter__(self):
-        return self.tick
-
-    def tick(self, done: int) -> None:
-        if not self.enabled or done % 50:
-            return
-        if self.bar is None and time.perf_counter() - self.t0 > 2.0:
-            from rich.progress import Progress
-
-            self.bar = Progress(transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("simulating requests", total=self.total)
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()

@@ -1,4 +1,4 @@
-"""Turn rows of ``shared/validation/measurements.csv`` into predictions.
+"""Turn rows of the validation measurements (``data/``) into predictions.
 
 Each expressible row becomes a :class:`Case`: the chip family it calibrates or validates, its class
 (``microbenchmark``, ``end_to_end`` or ``api`` — public endpoints, a band not a point), the
@@ -26,7 +26,7 @@ from kernels.pack import pack_design, resolve_precision
 from sim.step import analytic_step
 from workloads.ops import OpKind, precision_code, single_op
 
-__all__ = ["Case", "Unexpressed", "build_cases", "default_measurements", "load_rows"]
+__all__ = ["Case", "Unexpressed", "build_cases", "load_rows", "shipped_measurements"]
 
 Overrides = dict[str, dict[str, float]]  # family -> factor -> value
 
@@ -53,32 +53,39 @@ class Unexpressed:
     reason: str
 
 
-OWN_MEASUREMENTS = Path(__file__).resolve().parents[1] / "benchmarks" / "device" / "results"
+DATA = Path(__file__).resolve().parent / "data"
 
 
-def own_measurements() -> list[Path]:
-    """This repository's own GPU measurements (``benchmarks/device/measure_gpu.py``)."""
-    return sorted(OWN_MEASUREMENTS.glob("*/measured.csv"))
+def shipped_measurements() -> list[Path]:
+    """The measurements that ship with xpusim (package data, sources in ``data/README.md``):
+    the published table (a copy of the project's ``shared/validation/measurements.csv``) and this
+    repository's own GPU measurements (``data/own/*/measured.csv``, each with its environment,
+    taken with ``benchmarks/device/measure_gpu.py``)."""
+    return [DATA / "measurements.csv", *sorted((DATA / "own").glob("*/measured.csv"))]
 
 
-def default_measurements() -> Path:
-    """shared/validation/measurements.csv beside the checkout (or the working directory)."""
-    here = Path(__file__).resolve().parents[1]
-    for base in (here.parent, Path.cwd().parent, Path.cwd()):
-        path = base / "shared" / "validation" / "measurements.csv"
-        if path.exists():
-            return path
-    raise ConfigError("cannot find shared/validation/measurements.csv; pass --measurements PATH")
-
-
-def load_rows(path: Path | None = None) -> list[dict[str, str]]:
-    """Rows of ``path``; by default the shared table plus this repository's own measurements."""
-    paths = [path] if path else [default_measurements(), *own_measurements()]
-    rows = []
-    for p in paths:
-        with open(p, newline="") as fh:
-            rows += list(csv.DictReader(fh))
+def _read(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "not found"
+        raise ConfigError(f"--measurements {path}: {what}; give a measurements CSV file")
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"--measurements {path}: cannot read it as CSV ({exc})") from None
+    missing = {"id", "hardware", "metric", "value"} - set(rows[0] if rows else {})
+    if missing:
+        raise ConfigError(f"--measurements {path}: missing column {sorted(missing)[0]!r}; "
+                          "use the columns of data/measurements.csv")  # fmt: skip
     return rows
+
+
+def load_rows(extra: Path | None = None, *, only: bool = False) -> list[dict[str, str]]:
+    """The shipped rows plus those of ``extra`` (``only=True``: just ``extra``'s rows)."""
+    if only and extra is None:
+        raise ConfigError("--only-measurements needs --measurements FILE")
+    paths = ([] if only else shipped_measurements()) + ([Path(extra)] if extra else [])
+    return [row for p in paths for row in _read(p)]
 
 
 # -- mapping of the free-text columns -----------------------------------------------------------
@@ -385,7 +392,7 @@ def _predict_case(
     assumption: str = "",
     pp: int = 1,
 ) -> Case:
-    from explore.predict import predict
+    from explore.api.predict import predict
 
     fam = load_chip(chip).family
     quant = _quant(row["precision"])
@@ -474,7 +481,7 @@ def _e2e_case(row, chip: str, model: str) -> Case | str:
 
 def _decode_step(row, chip: str, model: str, ov: Overrides):
     """(workload, StepTiming) of one decode step at the row's batch and context."""
-    from explore.predict import _resolve
+    from explore.api.predict import _resolve
 
     tp, batch, ctx = _tp(row), int(row["batch_or_concurrency"]), _int(row["input_len"]) or 3072
     fam = load_chip(chip).family
@@ -510,7 +517,7 @@ def _layer_case(row, chip: str, model: str) -> Case | str:
             w, step = _decode_step(row, chip, model, ov)
             g = w.graph("decode", int(row["batch_or_concurrency"]), 1, ctx)
         else:
-            from explore.predict import _resolve
+            from explore.api.predict import _resolve
 
             tp = _tp(row)
             w = _resolve(f"{chip}:{tp}", model, _quant(row["precision"]), tp, 1, 1, 1, inp, 1,
@@ -532,7 +539,7 @@ def _layer_case(row, chip: str, model: str) -> Case | str:
 
 
 def _smallest_pp(model: str, chip: str, quant: str, *, tp: int) -> int:
-    from explore.predict import _resolve
+    from explore.api.predict import _resolve
 
     for pp in range(1, 257):
         w = _resolve(f"{chip}:{tp * pp}", model, quant, tp, pp, 1, 1, 1000, 200, 0.0, None)

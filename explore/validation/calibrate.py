@@ -23,7 +23,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from arch.efficiency import EFFICIENCY_DIR, FACTORS, clear_cache, prior_for
-from explore.cases import Case, build_cases, load_rows
+from explore.validation.cases import Case, build_cases, load_rows
 
 __all__ = ["fit", "informed_factors", "run_calibrate"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from explore.serve import ServeRequest, serve
+from explore.api.serve import ServeRequest, serve
 from sim.metrics import request_arrays
 from sim.serving import ServingTrace
 from sim.traffic import ClosedLoop

@@ -31,7 +31,7 @@ from arch.physical import (
     technology,
 )
 from arch.presets import load_chip
-from explore.space import parse_value
+from explore.search.space import parse_value
 
 __all__ = ["CalibrationChip", "calibration_chips", "fit", "report_rows", "run_physical"]
 

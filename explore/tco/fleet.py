@@ -7,9 +7,9 @@ interactivity SLO (TPOT <= 1 / ``tokens_per_s_per_user``); a replica then delive
 ``batch x output_len / e2e`` output tokens/s. The fleet carries the peak hour of the daily
 profile (``load x max(profile) / mean(profile)``), so ``utilization = mean load / capacity``.
 
-Pricing. Ownership cost per hour (:mod:`explore.tco`) is split between prefill and decode by the
-replica's time in each (TTFT vs the rest of e2e): ``$/M input = cost x TTFT/e2e / input tokens``,
-``$/M output = cost x (1 - TTFT/e2e) / output tokens``, both at the computed utilization.
+Pricing. Ownership cost per hour (:mod:`explore.tco.inputs`) is split between prefill and
+decode by the replica's time in each (TTFT vs the rest of e2e):
+``$/M input = cost x TTFT/e2e / input tokens``, ``$/M output = cost x (1 - TTFT/e2e) / output tokens``, both at the computed utilization.
 Sensitivity moves one uncertain input to its low and high value; Monte Carlo samples all of
 them uniformly (seeded) for p5/p50/p95. Performance (the batch, TTFT, TPOT) does not move with
 prices, so these are exact re-pricings, not re-simulations; efficiency factors are not varied.
@@ -17,7 +17,6 @@ prices, so these are exact re-pricings, not re-simulations; efficiency factors a
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +28,9 @@ from arch.base import ConfigError, load_toml
 from arch.chip import System
 from arch.physical import design_from_dict, technology
 from arch.presets import parse_system
-from explore.batching import max_batch
-from explore.predict import _resolve, evaluate
-from explore.tco import TcoInputs, default_inputs, default_uncertainty, ownership
+from explore.api.predict import _resolve, evaluate
+from explore.tco.inputs import TcoInputs, default_inputs, default_uncertainty, ownership
+from sim.batching import max_batch
 
 __all__ = [
     "Fleet",
@@ -39,7 +38,6 @@ __all__ = [
     "Scenario",
     "contract",
     "load_scenario",
-    "run_tco",
     "tco",
     "to_dataframe",
 ]
@@ -369,21 +367,3 @@ def contract(results: list[FleetResult]) -> dict:
         d = r.to_dict()
         fleets.append({k: d[k] for k in keys} | {k: d[k] for k in d if k not in keys})
     return {"fleets": fleets}
-
-
-def run_tco(path: Path, *, as_json: bool, report: Path | None) -> int:
-    sc = load_scenario(path)
-    results = tco(sc)
-    if report:
-        from explore.tco_report import write_report
-
-        write_report(sc, results, report)
-    if as_json:
-        print(json.dumps(contract(results), indent=2, default=float))
-        return 0
-    from explore.tco_report import print_table
-
-    print_table(sc, results)
-    if report:
-        print(f"report: {report}")
-    return 0

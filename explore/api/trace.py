@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 from arch.base import ConfigError
-from explore.predict import Result, _resolve
+from explore.api.predict import Result, _resolve
 from sim.step_sim import time_step, to_chrome_trace
 from workloads.quant import QuantSpec
 

@@ -35,10 +35,10 @@ from arch.physical import (
     power_w,
     technology,
 )
-from explore.objectives import _deploy, _parallelism, _section, build_model, lengths
-from explore.predict import Workload
-from explore.space import Space, load_space
-from explore.tco import default_inputs, ownership, usd_per_m_tokens
+from explore.api.predict import Workload
+from explore.search.objectives import _deploy, _parallelism, _section, build_model, lengths
+from explore.search.space import Space, load_space
+from explore.tco.inputs import default_inputs, ownership, usd_per_m_tokens
 from kernels import layout as L
 from kernels.cost import stage_totals
 from kernels.pack import pack_design, pack_ops

@@ -7,10 +7,10 @@ import csv
 import warnings
 from pathlib import Path
 
-from explore.designs import write_chip, write_model
-from explore.objectives import evaluate_point, lengths
-from explore.search import SearchResult
-from explore.space import Space
+from explore.search.designs import write_chip, write_model
+from explore.search.objectives import evaluate_point, lengths
+from explore.search.space import Space
+from explore.search.study import SearchResult
 
 __all__ = ["confirm", "print_pareto", "write_outputs"]
 
@@ -121,7 +121,7 @@ def confirm(
 ) -> list[dict]:
     """Re-run the first ``n`` Pareto designs in the serving simulation (Poisson arrivals at 70 %
     of the analytic capacity, continuous batching capped at the searched batch) and compare."""
-    from explore.serve import ServeRequest, serve
+    from explore.api.serve import ServeRequest, serve
     from sim.traffic import Fixed, Poisson
 
     rows = []

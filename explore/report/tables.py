@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from arch.presets import chip_names, load_chip
-from explore.predict import Result
+from explore.api.predict import Result
 from workloads.presets import load_model, model_names
 
 __all__ = ["print_predict", "print_presets", "print_show"]
@@ -24,14 +24,14 @@ def _num(x: float | None, fmt: str = ",.1f") -> str:
     return "-" if x is None else format(x, fmt)
 
 
-def _console() -> Console:
+def make_console() -> Console:
     """Terminal width on a TTY; a wide fixed width when piped, so tables are not squeezed."""
     con = Console()
     return con if con.is_terminal else Console(width=140)
 
 
 def print_predict(r: Result, console: Console | None = None) -> None:
-    con = console or _console()
+    con = console or make_console()
     cfg = r.config
     par = cfg["parallelism"]
     con.print(
@@ -150,7 +150,7 @@ def print_presets(*, as_json: bool = False) -> None:
             )
         )
         return
-    con = _console()
+    con = make_console()
     con.print(_chips_table(chips))
     con.print(_models_table(models))
 
@@ -232,7 +232,7 @@ def print_show(name: str, *, as_json: bool = False) -> None:
     if as_json:
         print(json.dumps({"values": data, "sources": sources}, indent=2, default=str))
         return
-    con = _console()
+    con = make_console()
     t = Table(title=f"{name}: every number and its source")
     for col in ("field", "value", "source", "reference"):
         t.add_column(col, overflow="fold")
@@ -257,7 +257,7 @@ def _flatten(data, prefix: str = ""):
 
 def print_serving(s: dict, console: Console | None = None) -> None:
     """Human-readable ``xpusim serve`` summary: latency table and throughput lines."""
-    con = console or _console()
+    con = console or make_console()
     cfg = s.get("config", {})
     if "rate_search" in s:
         rs = s["rate_search"]

@@ -218,7 +218,7 @@ def predict(
         efficiency_overrides,
     )
     if batch == "max":
-        from explore.batching import max_batch  # local: keeps import order one-way
+        from sim.batching import max_batch  # local: keeps import order one-way
 
         b = max_batch(w, tpot_slo_s=tpot_slo_s)
     elif isinstance(batch, int) and batch >= 1:

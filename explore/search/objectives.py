@@ -27,8 +27,8 @@ from arch.chip import Chip, System
 from arch.efficiency import efficiency_for
 from arch.physical import ChipDesign, PhysicalReport, design_from_dict
 from arch.presets import load_chip
-from explore.predict import Workload, evaluate
-from explore.tco import default_inputs, ownership, usd_per_m_tokens
+from explore.api.predict import Workload, evaluate
+from explore.tco.inputs import default_inputs, ownership, usd_per_m_tokens
 from workloads.model import ModelSpec
 from workloads.parallel import Parallelism
 from workloads.presets import load_model

@@ -1,88 +1,48 @@
-"""``xpusim validate``: predicted vs measured for every expressible row, errors summarized.
-
-Errors are signed percentage errors ``100 x (predicted - measured) / measured``; summaries are the
-median and mean absolute percentage error (APE) per class, per chip family and per metric.
-Microbenchmark rows are the ones calibration fits on (their error is in-sample); layer, end-to-end
-and API rows are never fitted on.
-"""
+"""``xpusim validate`` (predicted vs measured), ``calibrate`` (refit the efficiency factors) and
+``physical`` (the area/power/cost model against published chips)."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
-import math
-from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from explore.validation.validate import RowResult, metric_class, summarize, validate
 
-from arch.base import ConfigError
-from explore.cases import Case, Unexpressed, build_cases, load_rows
-
-__all__ = ["RowResult", "Summary", "run_validate", "summarize", "validate"]
+__all__ = ["add_parser", "run_calibrate", "run_physical", "run_validate"]
 
 
-@dataclass(frozen=True)
-class RowResult:
-    case: Case
-    predicted: float | None
-    error: str = ""
-
-    @property
-    def pct_error(self) -> float | None:
-        if self.predicted is None:
-            return None
-        return 100.0 * (self.predicted - self.case.measured) / self.case.measured
-
-
-@dataclass(frozen=True)
-class Summary:
-    group: str
-    n: int
-    median_ape: float
-    mean_ape: float
+def add_parser(sub) -> None:
+    va = sub.add_parser("validate", help="predicted vs measured for the validation rows")
+    va.add_argument("--measurements", type=Path, help="measurements.csv (default: shared/)")
+    va.add_argument("--json", action="store_true")
+    va.add_argument("--csv", type=Path, help="write per-row results here")
+    ph = sub.add_parser("physical", help="area/power/cost model vs published die areas and TDPs")
+    ph.add_argument("--fit", action="store_true", help="refit and rewrite physical_fitted.toml")
+    ph.add_argument("--json", action="store_true")
+    ca = sub.add_parser("calibrate", help="refit efficiency factors on microbenchmark rows")
+    ca.add_argument("--measurements", type=Path)
+    ca.add_argument("--out", type=Path, help="fitted TOML (default: the preset fitted.toml)")
 
 
-def validate(measurements: Path | None = None) -> tuple[list[RowResult], list[Unexpressed]]:
-    cases, skipped = build_cases(load_rows(measurements))
-    results = []
-    for c in cases:
-        try:
-            value = c.predict({})
-            results.append(RowResult(c, value if math.isfinite(value) else None))
-        except ConfigError as exc:
-            results.append(RowResult(c, None, str(exc)))
-    return results, skipped
+def run_physical(args: argparse.Namespace) -> int:
+    from explore.validation.physical_fit import run_physical as physical
+
+    return physical(refit=args.fit, as_json=args.json)
 
 
-def _ape_summary(name: str, rows: list[RowResult]) -> Summary | None:
-    apes = [abs(r.pct_error) for r in rows if r.pct_error is not None]
-    if not apes:
-        return None
-    return Summary(name, len(apes), float(np.median(apes)), float(np.mean(apes)))
+def run_calibrate(args: argparse.Namespace) -> int:
+    from explore.validation.calibrate import run_calibrate as calibrate
+
+    return calibrate(args.measurements, args.out)
 
 
-def summarize(results: list[RowResult], key) -> list[Summary]:
-    groups: dict[str, list[RowResult]] = defaultdict(list)
-    for r in results:
-        groups[key(r.case)].append(r)
-    out = [_ape_summary(k, v) for k, v in sorted(groups.items())]
-    return [s for s in out if s]
+def run_validate(args: argparse.Namespace) -> int:
+    return _validate(args.measurements, as_json=args.json, csv_path=args.csv)
 
 
-def metric_class(c: Case) -> str:
-    """gemm / allreduce / other microbenchmark / end_to_end / api (the test bounds use these)."""
-    if c.cls != "microbenchmark":
-        return c.cls
-    if c.metric == "gemm_tflops":
-        return "gemm"
-    if c.metric.startswith("allreduce"):
-        return "allreduce"
-    return "layer" if c.metric == "layer_latency_ms" else "other_micro"
-
-
-def run_validate(measurements: Path | None, *, as_json: bool, csv_path: Path | None) -> int:
+def _validate(measurements: Path | None, *, as_json: bool, csv_path: Path | None) -> int:
     results, skipped = validate(measurements)
     by_class = summarize(results, metric_class)
     by_family = summarize(results, lambda c: f"{c.cls}/{c.family}")
@@ -147,9 +107,9 @@ def _write_csv(results: list[RowResult], path: Path) -> None:
 def _print(results, skipped, by_class, by_family, by_metric) -> None:
     from rich.table import Table
 
-    from explore.report import _console
+    from explore.report.tables import make_console
 
-    con = _console()
+    con = make_console()
     t = Table(title="Predicted vs measured (microbenchmarks are in-sample: calibration fits them)")
     for col in ("id", "class", "family", "metric", "measured", "predicted", "error", "case"):
         t.add_column(col, overflow="fold")

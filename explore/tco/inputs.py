@@ -12,7 +12,7 @@ For ``chips`` accelerators bought at ``chip_price_usd`` each::
     $/M tokens = $/hour / (tokens/s x utilization x 3600) x 1e6
 
 Average power is ``utilization x busy + (1 - utilization) x idle`` per accelerator plus hosts and
-network. Every default is in ``explore/presets/tco.toml`` with its source; overrides are named.
+network. Every default is in ``explore/tco/tco.toml`` with its source; overrides are named.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 HOURS_PER_YEAR = 8760.0
-TCO_FILE = Path(__file__).parent / "presets" / "tco.toml"
+TCO_FILE = Path(__file__).parent / "tco.toml"
 
 
 class TcoInputs(Frozen):

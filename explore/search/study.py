@@ -1,7 +1,7 @@
 """Co-design search with Optuna: chip x model shape x deployment, under area, power and cost.
 
 Each trial samples the space's dimensions, rejects a point that cannot run before costing it
-(:class:`explore.objectives.Infeasible`: recorded as PRUNED with its reason), and otherwise
+(:class:`explore.search.objectives.Infeasible`: recorded as PRUNED with its reason), and otherwise
 costs it with the analytic model. Constraints go to the sampler through
 ``Trial.set_constraint`` (Optuna 5's successor of ``constraints_func``): a violated constraint
 keeps the real objective values; the trial is just infeasible.
@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from arch.base import ConfigError
-from explore.objectives import METRICS, Infeasible, chinchilla_loss, evaluate_point
-from explore.space import Constraint, Space, _constraint, load_space
+from explore.search.objectives import METRICS, Infeasible, chinchilla_loss, evaluate_point
+from explore.search.space import Constraint, Space, _constraint, load_space
 from workloads.presets import load_model
 
 __all__ = ["SearchResult", "pareto_front", "search"]
@@ -258,7 +258,7 @@ def _apply(space: Space, **kw) -> Space:
     """Overrides from the API or CLI on top of the space file."""
     upd: dict[str, Any] = {}
     if kw.get("objectives"):
-        from explore.space import _objectives
+        from explore.search.space import _objectives
 
         upd["objectives"], upd["directions"] = _objectives(list(kw["objectives"]), METRICS)
     if kw.get("constraints") is not None:

@@ -208,7 +208,7 @@ def _objectives(raw: list, metrics: dict) -> tuple[tuple[str, ...], tuple[str, .
 
 def load_space(path: str | Path) -> Space:
     """Parse and check a space file; every error is one line naming the key."""
-    from explore.objectives import METRICS
+    from explore.search.objectives import METRICS
 
     raw = load_toml(Path(path))
     unknown = set(raw) - {"study", "base", "quality", *SECTIONS}

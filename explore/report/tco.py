@@ -1,4 +1,4 @@
-"""TCO tables and reports: compute (explore.fleet), then render here.
+"""TCO tables and reports: compute (explore.tco.fleet), then render here.
 
 ``write_report(scenario, results, FILE)`` writes a self-contained HTML (figures embedded as PNG
 data) or Markdown (figures as PNG files beside it) with: the fleet table, the cost stack per
@@ -14,7 +14,7 @@ import io
 from pathlib import Path
 
 from arch.base import ConfigError
-from explore.fleet import FleetResult, Scenario, operate, price_fleet
+from explore.tco.fleet import FleetResult, Scenario, operate, price_fleet
 
 __all__ = ["frontier", "print_table", "write_report"]
 

@@ -1,0 +1,83 @@
+"""``xpusim predict``: one static batch, prefill then decode (optionally a step trace)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from arch.base import ConfigError
+from explore.cli.common import add_target, pick
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("predict", help="latency, throughput, memory and energy of a static batch")
+    add_target(p)
+    p.add_argument("--batch", help="sequences per replica, or 'max'")
+    p.add_argument("--tpot-slo-ms", type=float, help="with --batch max: largest batch meeting it")
+    p.add_argument("--input-len", type=int)
+    p.add_argument("--output-len", type=int)
+    p.add_argument("--routing-skew", type=float, help="Zipf exponent of MoE routing (0 uniform)")
+    p.add_argument("--scenario", type=Path, help="TOML scenario; flags override it")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--trace", type=Path, help="write a Perfetto/Chrome trace of the steps")
+    p.add_argument("--no-overlap", action="store_true", help="--trace: serialize every op")
+
+
+def run(args: argparse.Namespace) -> int:
+    from explore.report.tables import print_predict
+
+    result = _predict(args)
+    sims = {}
+    if args.trace:
+        from explore.api.trace import write_step_trace
+
+        sims = write_step_trace(result, args.trace, overlap=not args.no_overlap)
+    if args.json:
+        out = result.to_dict()
+        if sims:
+            out["step_simulation"] = {
+                k: {"total_s": v.total_s, "busy_s": v.busy_s, "exposed_s": v.exposed_s}
+                for k, v in sims.items()
+            }
+        print(json.dumps(out, indent=2))
+    else:
+        print_predict(result)
+        for k, v in sims.items():
+            print(f"step simulation ({k}): {v.total_s * 1e3:.3f} ms -> {args.trace}")
+    return 0
+
+
+def _predict(args: argparse.Namespace):
+    from explore.api.predict import predict
+    from workloads.scenario import PredictScenario, load_scenario
+
+    sc = load_scenario(args.scenario) if args.scenario else PredictScenario()
+    par = sc.parallelism
+
+    system = pick(args.system, sc.system_spec(), name="system")
+    model = pick(args.model, sc.model, name="model")
+    batch = pick(args.batch, sc.batch, name="batch")
+    if isinstance(batch, str) and batch != "max":
+        try:
+            batch = int(batch)
+        except ValueError:
+            raise ConfigError(f"--batch {batch!r}: give a positive integer or 'max'") from None
+    slo = args.tpot_slo_ms if args.tpot_slo_ms is not None else sc.tpot_slo_ms
+    return predict(
+        system,
+        model,
+        pick(args.quant, sc.quant, default="bf16"),
+        tp=pick(args.tp, par.tp, 1),
+        pp=pick(args.pp, par.pp, 1),
+        ep=pick(args.ep, par.ep, 1),
+        dp=pick(args.dp, par.dp, 1),
+        batch=batch,
+        tpot_slo_s=slo / 1e3 if slo else None,
+        input_len=pick(args.input_len, sc.input_len, name="input-len"),
+        output_len=pick(args.output_len, sc.output_len, name="output-len"),
+        routing_skew=args.routing_skew if args.routing_skew is not None else sc.routing_skew,
+        efficiency_overrides=sc.efficiency or None,
+    )

@@ -1,0 +1,60 @@
+"""``xpusim search`` (Optuna co-design search) and ``xpusim sweep`` (dense grids)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_parser", "run_search", "run_sweep"]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("search", help="co-design search (Optuna): chip x model shape x deployment")
+    p.add_argument("space", type=Path, help="search space TOML")
+    p.add_argument("--n-trials", type=int, help="total finished trials of the study")
+    p.add_argument("--storage", help="a .journal path (default OUT/study.journal), sqlite:///F, "
+                   "or postgresql://...")  # fmt: skip
+    p.add_argument("--study-name", help="resume or create this study (default: the space's)")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the storage")
+    p.add_argument("--confirm", type=int, default=0, help="serving-simulate the N best designs")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", type=Path, help="output folder (default xpusim-search/STUDY)")
+    s = sub.add_parser("sweep", help="dense grid over a space through the vectorized kernels")
+    s.add_argument("space", type=Path)
+    s.add_argument("--out", type=Path, required=True, help="CSV (.csv) or Parquet (.parquet)")
+    s.add_argument("--json", action="store_true")
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from explore.search.sweep import run_sweep as sweep_to_file
+
+    return sweep_to_file(args.space, args.out, as_json=args.json)
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from explore.search.output import confirm, print_pareto, write_outputs
+    from explore.search.space import load_space
+    from explore.search.study import dumps, search
+
+    space = load_space(args.space)
+    out = args.out or Path("xpusim-search") / (args.study_name or space.name)
+    res = search(space, storage=args.storage, study_name=args.study_name, n_trials=args.n_trials,
+                 seed=args.seed, workers=args.workers, out=out,
+                 progress=not args.json and sys.stderr.isatty())  # fmt: skip
+    files = write_outputs(res, res.space, out, res.study)
+    if args.confirm:
+        res.confirmed = confirm(res, res.space, out, args.confirm)
+    if args.json:
+        print(dumps(res.to_json()))
+        return 0
+    print_pareto(res)
+    for c in res.confirmed:
+        print(f"confirm trial {c['number']}: analytic TPOT {c['analytic_tpot_s'] * 1e3:.2f} ms, "
+              f"served p50 {c['served_tpot_p50_s'] * 1e3:.2f} ms, TTFT p99 "
+              f"{c['served_ttft_p99_s'] * 1e3:.1f} ms")  # fmt: skip
+    print(f"{res.n_trials_complete} trials ({res.n_trials_done_here} here, "
+          f"{res.n_trials_done_here / max(res.wall_s, 1e-9):.1f}/s); wrote {len(files)} files "
+          f"to {out}")  # fmt: skip
+    return 0

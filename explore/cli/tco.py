@@ -1,0 +1,33 @@
+"""``xpusim tco``: fleets at an SLO, priced ($/M tokens, tokens/s per MW, capex and opex)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub) -> None:
+    tc = sub.add_parser("tco", help="fleets at an SLO: $/M tokens, tokens/s per MW, capex/opex")
+    tc.add_argument("scenario", type=Path)
+    tc.add_argument("--json", action="store_true")
+    tc.add_argument("--report", type=Path, help="write FILE.html or FILE.md with figures")
+
+
+def run(args: argparse.Namespace) -> int:
+    from explore.report.tco import print_table, write_report
+    from explore.tco.fleet import contract, load_scenario, tco
+
+    sc = load_scenario(args.scenario)
+    results = tco(sc)
+    if args.report:
+        write_report(sc, results, args.report)
+    if args.json:
+        print(json.dumps(contract(results), indent=2, default=float))
+        return 0
+    print_table(sc, results)
+    if args.report:
+        print(f"report: {args.report}")
+    return 0
