@@ -9,7 +9,8 @@ profile (``load x max(profile) / mean(profile)``), so ``utilization = mean load 
 
 Pricing. Ownership cost per hour (:mod:`explore.tco.inputs`) is split between prefill and
 decode by the replica's time in each (TTFT vs the rest of e2e):
-``$/M input = cost x TTFT/e2e / input tokens``, ``$/M output = cost x (1 - TTFT/e2e) / output tokens``, both at the computed utilization.
+``$/M input = cost x TTFT/e2e / input tokens``,
+``$/M output = cost x (1 - TTFT/e2e) / output tokens``, both at the computed utilization.
 Sensitivity moves one uncertain input to its low and high value; Monte Carlo samples all of
 them uniformly (seeded) for p5/p50/p95. Performance (the batch, TTFT, TPOT) does not move with
 prices, so these are exact re-pricings, not re-simulations; efficiency factors are not varied.
