@@ -7,22 +7,27 @@ direction**, summed over the links of that fabric.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from arch.base import Frozen, Source
 
 __all__ = [
+    "FALLBACK",
     "PRECISIONS",
     "PRECISION_BITS",
     "Chip",
+    "ChipArrays",
     "ComputeEngine",
     "Interconnect",
     "MemoryLevel",
     "Precision",
     "System",
+    "resolved_precisions",
 ]
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp6", "fp4", "int4"]
@@ -39,6 +44,34 @@ PRECISION_BITS: dict[str, int] = {
     "fp4": 4,
     "int4": 4,
 }
+
+# where a precision falls back when the matrix engine lacks it (next wider format first)
+FALLBACK: dict[str, tuple[str, ...]] = {
+    "fp4": ("fp6", "fp8", "int8", "bf16", "fp16"),
+    "int4": ("int8", "fp8", "bf16", "fp16"),
+    "fp6": ("fp8", "int8", "bf16", "fp16"),
+    "fp8": ("int8", "bf16", "fp16"),
+    "int8": ("fp8", "bf16", "fp16"),
+    "bf16": ("fp16", "tf32", "fp32"),
+    "fp16": ("bf16", "tf32", "fp32"),
+    "tf32": ("bf16", "fp16", "fp32"),
+    "fp32": ("tf32", "bf16", "fp16"),
+}
+
+
+def resolved_precisions(supported: np.ndarray) -> np.ndarray:
+    """Index (into :data:`PRECISIONS`) of the precision each engine computes each precision at:
+    itself if supported, else the first of its :data:`FALLBACK` chain that is; -1 if none.
+
+    ``supported``: ``bool[n, len(PRECISIONS)]`` (many engines at once; one engine is a row)."""
+    sup = np.atleast_2d(np.asarray(supported, dtype=bool))
+    out = np.full(sup.shape, -1, dtype=np.int64)
+    for i, p in enumerate(PRECISIONS):
+        for alt in reversed((p, *FALLBACK[p])):  # the first supported one is written last
+            j = PRECISIONS.index(alt)
+            out[:, i] = np.where(sup[:, j], j, out[:, i])
+    return out
+
 
 Topology = Literal[
     "switch", "ring", "torus2d", "torus3d", "mesh2d", "fully_connected", "dragonfly", "none"
@@ -186,3 +219,74 @@ class System(Frozen):
         if group <= self.chip.scale_up.domain_chips or self.chip.scale_out is None:
             return self.chip.scale_up
         return self.chip.scale_out
+
+
+@dataclass(frozen=True)
+class ChipArrays:
+    """What the cost kernels see of ``n`` chips, as columns (one chip is ``n = 1``).
+
+    :meth:`of` reads a :class:`Chip`; the physical model (``arch.physical.design_arrays``) builds
+    the same columns for many designs at once, and ``ChipDesign.to_chip`` builds its Chip from
+    them, so a design swept in bulk and the same design run alone see identical numbers.
+    Memory levels: ``main`` always exists; ``scratch`` and ``tier`` (capacity tier) have capacity
+    0 where the chip has none. Peaks are native (0 where unsupported; fallback is resolved when
+    packing, by :func:`resolved_precisions`).
+    """
+
+    peaks: np.ndarray  # [n, len(PRECISIONS)] dense matrix FLOP/s
+    vector_peak: np.ndarray
+    units: np.ndarray
+    tile_rows: np.ndarray
+    tile_cols: np.ndarray
+    weight_stationary: np.ndarray
+    matrix_j_per_flop: np.ndarray  # at 16-bit
+    vector_j_per_flop: np.ndarray
+    main_capacity: np.ndarray
+    main_bandwidth: np.ndarray
+    main_j_per_byte: np.ndarray
+    scratch_capacity: np.ndarray
+    scratch_bandwidth: np.ndarray
+    scratch_j_per_byte: np.ndarray
+    tier_capacity: np.ndarray
+    tier_bandwidth: np.ndarray
+    tier_j_per_byte: np.ndarray
+    scale_up_bandwidth: np.ndarray
+    scale_up_links: np.ndarray
+    scale_up_domain: np.ndarray
+    scale_up_topology: np.ndarray  # names (object array)
+    idle_w: np.ndarray
+    tdp_w: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.tdp_w)
+
+    @classmethod
+    def of(cls, chip: Chip) -> ChipArrays:
+        def level(m: MemoryLevel | None) -> tuple[float, float, float]:
+            return (m.capacity_bytes, m.bandwidth_bytes_per_s, m.energy_j_per_byte) if m else (
+                0.0, 0.0, 0.0)  # fmt: skip
+
+        main, scratch, tier = level(chip.main_memory), level(chip.scratch), level(
+            chip.capacity_tier)  # fmt: skip
+        col = lambda v: np.array([float(v)])  # noqa: E731
+        return cls(
+            peaks=np.array([[chip.matrix.peak(p) for p in PRECISIONS]]),
+            vector_peak=col(max(chip.vector.peak_flops_per_s.values())),
+            units=col(chip.matrix.units),
+            tile_rows=col(chip.matrix.tile_rows),
+            tile_cols=col(chip.matrix.tile_cols),
+            weight_stationary=col(chip.matrix.dataflow == "weight_stationary"),
+            matrix_j_per_flop=col(chip.matrix.energy_j_per_flop),
+            vector_j_per_flop=col(chip.vector.energy_j_per_flop),
+            main_capacity=col(main[0]), main_bandwidth=col(main[1]),
+            main_j_per_byte=col(main[2]),
+            scratch_capacity=col(scratch[0]), scratch_bandwidth=col(scratch[1]),
+            scratch_j_per_byte=col(scratch[2]),
+            tier_capacity=col(tier[0]), tier_bandwidth=col(tier[1]), tier_j_per_byte=col(tier[2]),
+            scale_up_bandwidth=col(chip.scale_up.bandwidth_bytes_per_s),
+            scale_up_links=col(chip.scale_up.links),
+            scale_up_domain=col(chip.scale_up.domain_chips),
+            scale_up_topology=np.array([chip.scale_up.topology], dtype=object),
+            idle_w=col(chip.idle_w),
+            tdp_w=col(chip.tdp_w),
+        )  # fmt: skip

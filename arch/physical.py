@@ -44,16 +44,26 @@ from arch.base import (
     load_toml,
     split_sources,
 )
-from arch.chip import Chip, ComputeEngine, Interconnect, MemoryLevel, Topology
+from arch.chip import (
+    PRECISIONS,
+    Chip,
+    ChipArrays,
+    ComputeEngine,
+    Interconnect,
+    MemoryLevel,
+    Topology,
+)
 
 __all__ = [
     "ChipDesign",
+    "DesignArrays",
     "MemoryTech",
     "NodeTech",
     "PhysicalReport",
     "Technology",
     "area_mm2",
     "cost_usd",
+    "design_arrays",
     "normalize_node",
     "package",
     "power_w",
@@ -269,16 +279,14 @@ def dies_per_wafer(t: Technology, die_mm2):
     return np.maximum(np.floor(math.pi * (d / 2) ** 2 / a - math.pi * d / np.sqrt(2 * a)), 0.0)
 
 
-def die_yield(die_mm2, d0_per_cm2, model: str = "murphy"):
-    """Murphy ((1 - e^-AD)/AD)^2 or Poisson e^-AD, A in cm2."""
+def die_yield(die_mm2, d0_per_cm2, model="murphy"):
+    """Murphy ((1 - e^-AD)/AD)^2 or Poisson e^-AD, A in cm2 (``model`` per design or one)."""
     ad = np.maximum(die_mm2 / 100.0 * d0_per_cm2, 1e-12)
-    if model == "poisson":
-        return np.exp(-ad)
-    return ((1 - np.exp(-ad)) / ad) ** 2
+    return np.where(np.asarray(model) == "poisson", np.exp(-ad), ((1 - np.exp(-ad)) / ad) ** 2)
 
 
 def cost_usd(t: Technology, node: dict, *, pkg: dict, hbm, mem_gb, mem_usd_per_gb, tdp_w,
-             wafer_scale, volume, yield_model: str = "murphy"):  # fmt: skip
+             wafer_scale, volume, yield_model="murphy"):  # fmt: skip
     """Unit cost breakdown (USD): silicon, package, memory, board and amortized NRE."""
     c = t.cost
     n = pkg["chiplets"]
@@ -299,6 +307,93 @@ def cost_usd(t: Technology, node: dict, *, pkg: dict, hbm, mem_gb, mem_usd_per_g
     }
     parts["total"] = sum(v for k, v in parts.items() if k != "good_dies_per_wafer")
     return parts
+
+
+# --------------------------------------------------------------------------- many designs
+
+_TEXT_FIELDS = ("name", "node", "hbm_gen", "ddr_gen", "core_style", "yield_model", "topology")
+
+
+@dataclass(frozen=True)
+class DesignArrays:
+    """The physical model of ``n`` designs: breakdowns (arrays per key), what the simulator sees
+    (:class:`arch.chip.ChipArrays`), and the memory figures a Chip's levels are built from."""
+
+    area: dict[str, np.ndarray]
+    package: dict[str, np.ndarray]
+    power: dict[str, np.ndarray]
+    cost: dict[str, np.ndarray]
+    chips: ChipArrays
+    sram_bandwidth: np.ndarray
+    sram_j_per_byte: np.ndarray
+    fits: np.ndarray  # packageable, with one off-chip memory type and some memory
+
+
+def design_arrays(fields: dict[str, np.ndarray], t: Technology | None = None) -> DesignArrays:
+    """Area, power, cost and simulator view of many designs: ``fields`` holds one array per
+    :class:`ChipDesign` field (validated values; ``volume_units`` None = the default volume).
+    One design is ``n = 1`` (:meth:`ChipDesign.report` and :meth:`ChipDesign.to_chip`)."""
+    t = t or technology()
+    f = {k: np.asarray(v, dtype=object if k in _TEXT_FIELDS else float) for k, v in fields.items()
+         if k != "volume_units"}  # fmt: skip
+    node = node_arrays(t, f["node"])
+    has_hbm = f["hbm_stacks"] > 0
+    gen = np.where(has_hbm, f["hbm_gen"], f["ddr_gen"])
+    units = np.where(has_hbm, f["hbm_stacks"], f["ddr_packages"])
+    mem = {k: np.array([getattr(t.memory(g), k) for g in gen], dtype=float)
+           for k in ("capacity_bytes", "bandwidth_bytes_per_s", "energy_j_per_byte",
+                     "price_usd_per_gb")}  # fmt: skip
+    off_bw = units * mem["bandwidth_bytes_per_s"]
+    # banked SRAM bandwidth per MB (Groq/WSE-derived), and never below twice the off-chip
+    # bandwidth it fronts (assumption: a hierarchy feeds faster than its backing store)
+    sram_bw = f["sram_bytes"] / 1e6 * t.power.sram_bytes_per_s_per_mb
+    sram_bw = np.where(units > 0, np.maximum(sram_bw, 2 * off_bw), sram_bw)
+    p = f["peak_bf16_flops_per_s"]
+    macs = p / (2 * f["clock_hz"])
+    systolic = f["core_style"] == "systolic"
+    area = area_mm2(t, node, macs=macs, lanes=f["vector_fraction"] * macs,
+                    sram_mb=f["sram_bytes"] / 1e6, fp8=f["fp8"], fp4=f["fp4"],
+                    hbm=f["hbm_stacks"], ddr=f["ddr_packages"],
+                    link_gbps=f["link_bytes_per_s"] / 1e9, systolic=systolic)  # fmt: skip
+    wafer = f["wafer_scale"].astype(bool)
+    pkg = package(t, area["total"], f["hbm_stacks"], wafer)
+    pw = power_w(t, node, flops16=p, vflops=f["vector_fraction"] * p, sram_bw=sram_bw,
+                 mem_bw=off_bw, mem_j=mem["energy_j_per_byte"], link_bw=f["link_bytes_per_s"],
+                 area=pkg["silicon_mm2"])  # fmt: skip
+    volume = np.array([v or t.cost.volume_units for v in np.atleast_1d(fields["volume_units"])],
+                      dtype=float)  # fmt: skip
+    cost = cost_usd(t, node, pkg=pkg, hbm=f["hbm_stacks"], mem_gb=units * mem["capacity_bytes"]
+                    / 1e9, mem_usd_per_gb=mem["price_usd_per_gb"], tdp_w=pw["total"],
+                    wafer_scale=wafer, volume=volume, yield_model=f["yield_model"])  # fmt: skip
+    sram_e = t.power.sram_j_per_byte * node["energy_rel"]
+    e_flop = t.power.j_per_flop16 * node["energy_rel"]
+    off = units > 0
+    zero = np.zeros(len(p))
+    peaks = {"bf16": p, "fp16": p, "fp8": np.where(f["fp8"] > 0, 2 * p, 0.0),
+             "int8": np.where(f["fp8"] > 0, 2 * p, 0.0), "fp4": np.where(f["fp4"] > 0, 4 * p, 0.0)}
+    chips = ChipArrays(
+        peaks=np.stack([peaks.get(q, zero) for q in PRECISIONS], axis=1),
+        vector_peak=f["vector_fraction"] * p,
+        units=np.maximum(1.0, np.round(macs / MACS_PER_CORE)),
+        tile_rows=np.full(len(p), float(CORE_TILE)), tile_cols=np.full(len(p), float(CORE_TILE)),
+        weight_stationary=systolic.astype(float), matrix_j_per_flop=e_flop,
+        vector_j_per_flop=e_flop,
+        main_capacity=np.where(off, units * mem["capacity_bytes"], f["sram_bytes"]),
+        main_bandwidth=np.where(off, off_bw, sram_bw),
+        main_j_per_byte=np.where(off, mem["energy_j_per_byte"], sram_e),
+        scratch_capacity=np.where(off, f["sram_bytes"], 0.0),
+        scratch_bandwidth=np.where(off, sram_bw, 0.0),
+        scratch_j_per_byte=np.where(off, sram_e, 0.0),
+        tier_capacity=zero, tier_bandwidth=zero, tier_j_per_byte=zero,
+        scale_up_bandwidth=f["link_bytes_per_s"], scale_up_links=f["links"],
+        scale_up_domain=f["domain_chips"], scale_up_topology=f["topology"],
+        idle_w=np.minimum(pw["leakage"] * (1 + t.power.uncore_power_fraction), 0.5 * pw["total"]),
+        tdp_w=pw["total"],
+    )  # fmt: skip
+    one_memory = ~(has_hbm & (f["ddr_packages"] > 0)) & ((f["sram_bytes"] > 0) | off)
+    return DesignArrays(area=area, package=pkg, power=pw, cost=cost, chips=chips,
+                        sram_bandwidth=sram_bw, sram_j_per_byte=sram_e,
+                        fits=pkg["fits"].astype(bool) & one_memory)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- one design
@@ -331,7 +426,8 @@ class PhysicalReport:
 
 class ChipDesign(Frozen):
     """A custom chip described by its components; :meth:`report` prices it, :meth:`to_chip`
-    turns it into an :class:`arch.Chip` the simulator runs.
+    turns it into an :class:`arch.Chip` the simulator runs. Both are :func:`design_arrays` on one
+    design, so a design swept in bulk and the same design built alone agree exactly.
 
     Peaks: fp8/int8 at 2x and fp4 at 4x the 16-bit rate when supported (as on B200 and MI355X).
     """
@@ -361,53 +457,23 @@ class ChipDesign(Frozen):
     def macs(self) -> float:
         return self.peak_bf16_flops_per_s / (2 * self.clock_hz)
 
-    def _offchip(self, t: Technology) -> tuple[MemoryTech | None, float]:
-        if self.hbm_stacks:
-            return t.memory(self.hbm_gen), float(self.hbm_stacks)
-        if self.ddr_packages:
-            return t.memory(self.ddr_gen), float(self.ddr_packages)
-        return None, 0.0
-
-    def sram_bandwidth(self, t: Technology) -> float:
-        """Banked SRAM bandwidth per MB (Groq/WSE-derived), and never below twice the off-chip
-        bandwidth it fronts (assumption: a hierarchy feeds faster than its backing store)."""
-        bw = self.sram_bytes / 1e6 * t.power.sram_bytes_per_s_per_mb
-        mem, n = self._offchip(t)
-        return max(bw, 2 * n * mem.bandwidth_bytes_per_s) if mem else bw
+    def arrays(self, t: Technology | None = None) -> DesignArrays:
+        """:func:`design_arrays` of this one design."""
+        if self.hbm_stacks and self.ddr_packages:
+            raise ConfigError("hbm_stacks and ddr_packages: pick one off-chip memory type")
+        t = t or technology()
+        t.node(self.node)  # an unknown node is one clear error, not a KeyError in the arrays
+        return design_arrays({k: [getattr(self, k)] for k in type(self).model_fields}, t)
 
     def report(self, t: Technology | None = None) -> PhysicalReport:
         t = t or technology()
-        node = {k: v[0] for k, v in node_arrays(t, self.node).items()}
-        if self.hbm_stacks and self.ddr_packages:
-            raise ConfigError("hbm_stacks and ddr_packages: pick one off-chip memory type")
-        mem, n = self._offchip(t)
-        area = area_mm2(t, node, macs=self.macs, lanes=self.vector_fraction * self.macs,
-                        sram_mb=self.sram_bytes / 1e6, fp8=self.fp8, fp4=self.fp4,
-                        hbm=float(self.hbm_stacks), ddr=float(self.ddr_packages),
-                        link_gbps=self.link_bytes_per_s / 1e9,
-                        systolic=self.core_style == "systolic")  # fmt: skip
-        pkg = package(t, area["total"], float(self.hbm_stacks), self.wafer_scale)
-        power = power_w(t, node, flops16=self.peak_bf16_flops_per_s,
-                        vflops=self.vector_fraction * self.peak_bf16_flops_per_s,
-                        sram_bw=self.sram_bandwidth(t),
-                        mem_bw=n * mem.bandwidth_bytes_per_s if mem else 0.0,
-                        mem_j=mem.energy_j_per_byte if mem else 0.0,
-                        link_bw=self.link_bytes_per_s, area=pkg["silicon_mm2"])  # fmt: skip
-        cost = cost_usd(t, node, pkg=pkg, hbm=float(self.hbm_stacks),
-                        mem_gb=n * mem.capacity_bytes / 1e9 if mem else 0.0,
-                        mem_usd_per_gb=mem.price_usd_per_gb if mem else 0.0,
-                        tdp_w=power["total"], wafer_scale=self.wafer_scale,
-                        volume=self.volume_units or t.cost.volume_units,
-                        yield_model=self.yield_model)  # fmt: skip
+        a = self.arrays(t)
+        first = lambda d: {k: float(np.asarray(v).ravel()[0]) for k, v in d.items()}  # noqa: E731
+        pkg = first(a.package)
         fits = bool(pkg["fits"])
-        return PhysicalReport(
-            area={k: float(v) for k, v in area.items()},
-            package={k: float(v) for k, v in pkg.items()},
-            power={k: float(v) for k, v in power.items()},
-            cost={k: float(v) for k, v in cost.items()},
-            fits=fits,
-            note="" if fits else self._why_not(t, pkg),
-        )
+        return PhysicalReport(area=first(a.area), package=pkg, power=first(a.power),
+                              cost=first(a.cost), fits=fits,
+                              note="" if fits else self._why_not(t, pkg))  # fmt: skip
 
     def _why_not(self, t: Technology, pkg: dict) -> str:
         if self.wafer_scale:
@@ -421,23 +487,18 @@ class ChipDesign(Frozen):
     def to_chip(self, t: Technology | None = None, report: PhysicalReport | None = None) -> Chip:
         """The simulator's view of the design: peaks, memory levels, fabric, TDP, area, cost."""
         t = t or technology()
+        a = self.arrays(t)
         r = report or self.report(t)
-        node = t.node(self.node)
-        p = self.peak_bf16_flops_per_s
-        peaks = {"bf16": p, "fp16": p}
-        if self.fp8:
-            peaks |= {"fp8": 2 * p, "int8": 2 * p}
-        if self.fp4:
-            peaks |= {"fp4": 4 * p}
-        units = max(1, round(self.macs / MACS_PER_CORE))
-        e_flop = t.power.j_per_flop16 * node.energy_rel
+        c = a.chips
+        peaks = {q: float(v) for q, v in zip(PRECISIONS, c.peaks[0], strict=True) if v > 0}
+        e_flop = float(c.matrix_j_per_flop[0])
         dataflow = "weight_stationary" if self.core_style == "systolic" else "output_stationary"
+        units = int(c.units[0])
         matrix = ComputeEngine(peak_flops_per_s=peaks, units=units, tile_rows=CORE_TILE,
-                               tile_cols=CORE_TILE,
-                               dataflow=dataflow, energy_j_per_flop=e_flop)  # fmt: skip
-        vector = ComputeEngine(peak_flops_per_s={"fp32": self.vector_fraction * p}, units=units,
+                               tile_cols=CORE_TILE, dataflow=dataflow,
                                energy_j_per_flop=e_flop)  # fmt: skip
-        tdp = r.tdp_w
+        vector = ComputeEngine(peak_flops_per_s={"fp32": float(c.vector_peak[0])}, units=units,
+                               energy_j_per_flop=float(c.vector_j_per_flop[0]))  # fmt: skip
         return Chip(
             name=self.name,
             display_name=f"{self.name} (xpusim physical model, {normalize_node(self.node)})",
@@ -448,32 +509,32 @@ class ChipDesign(Frozen):
             die_area_mm2=r.die_area_mm2,
             matrix=matrix,
             vector=vector,
-            memory=self._levels(t),
+            memory=self._levels(t, a),
             scale_up=self._fabric(t),
             scale_out=_ETHERNET,
-            tdp_w=tdp,
-            idle_w=min(r.power["leakage"] * (1 + t.power.uncore_power_fraction), 0.5 * tdp),
+            tdp_w=float(c.tdp_w[0]),
+            idle_w=float(c.idle_w[0]),
             price_usd=r.unit_cost_usd,
             sources={"*": Source(kind="derived", ref="xpusim physical model (arch/physical.py)")},
         )
 
-    def _levels(self, t: Technology) -> tuple[MemoryLevel, ...]:
-        mem, n = self._offchip(t)
+    def _levels(self, t: Technology, a: DesignArrays) -> tuple[MemoryLevel, ...]:
+        c = a.chips
         levels = []
         if self.sram_bytes > 0:
+            off = c.scratch_capacity[0] > 0
             levels.append(MemoryLevel(
-                name="SRAM", kind="sram", role="scratch" if mem else "main",
-                capacity_bytes=self.sram_bytes, bandwidth_bytes_per_s=self.sram_bandwidth(t),
-                latency_s=SRAM_LATENCY_S,
-                energy_j_per_byte=t.power.sram_j_per_byte * t.node(self.node).energy_rel,
+                name="SRAM", kind="sram", role="scratch" if off else "main",
+                capacity_bytes=self.sram_bytes, bandwidth_bytes_per_s=float(a.sram_bandwidth[0]),
+                latency_s=SRAM_LATENCY_S, energy_j_per_byte=float(a.sram_j_per_byte[0]),
             ))  # fmt: skip
-        if mem:
+        if self.hbm_stacks or self.ddr_packages:
             gen = self.hbm_gen if self.hbm_stacks else self.ddr_gen
             levels.append(MemoryLevel(
-                name=gen.upper(), kind="hbm" if mem.stacked else "lpddr", role="main",
-                capacity_bytes=n * mem.capacity_bytes,
-                bandwidth_bytes_per_s=n * mem.bandwidth_bytes_per_s,
-                latency_s=DRAM_LATENCY_S, energy_j_per_byte=mem.energy_j_per_byte,
+                name=gen.upper(), kind="hbm" if t.memory(gen).stacked else "lpddr", role="main",
+                capacity_bytes=float(c.main_capacity[0]),
+                bandwidth_bytes_per_s=float(c.main_bandwidth[0]),
+                latency_s=DRAM_LATENCY_S, energy_j_per_byte=float(c.main_j_per_byte[0]),
             ))  # fmt: skip
         if not levels:
             raise ConfigError("sram_bytes, hbm_stacks and ddr_packages are all 0: give memory")

@@ -29,10 +29,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from explore.api.predict import _resolve, predict  # noqa: E402
+from explore.api.predict import predict  # noqa: E402
 from kernels import layout as L  # noqa: E402
 from kernels.cost import stage_totals  # noqa: E402
 from kernels.pack import pack_design, pack_ops  # noqa: E402
+from sim.evaluate import resolve_workload  # noqa: E402
 
 CLI = [
     "predict",
@@ -84,9 +85,7 @@ def numpy_reference(packed, d: np.ndarray) -> np.ndarray:
     """Total step time per design: the kernel's formulas for GEMM, attention, elementwise,
     all-reduce and all-gather ops (the kinds in a dense TP decode step on a switch), vectorized
     over designs."""
-    (kind, m, n, k, groups, flops, vflops, prec, low, wb, kvb, ab, cb, group, kernels) = (
-        packed.args
-    )
+    (kind, m, n, k, groups, flops, vflops, prec, wb, kvb, ab, cb, group, kernels) = packed.args
     total = np.zeros(len(d))
     em, p = d[:, L.EFF_MEM], d[:, L.ROOFLINE_P]
     for i in range(len(kind)):
@@ -95,7 +94,7 @@ def numpy_reference(packed, d: np.ndarray) -> np.ndarray:
         if kind[i] in (2, 3):
             t_c = t_c + flops[i] / (peak * d[:, L.EFF_ATTN])
         elif kind[i] <= 1:
-            eff = d[:, L.EFF_GEMM8] if low[i] else d[:, L.EFF_GEMM16]
+            eff = np.where(d[:, L.LOW0 + prec[i]] > 0.5, d[:, L.EFF_GEMM8], d[:, L.EFF_GEMM16])
             t_c = t_c + flops[i] / (peak * eff * _numpy_util(m[i], n[i], k[i], groups[i], d))
         t_m = (
             wb[i] / (d[:, L.BW_WEIGHTS] * em)
@@ -121,10 +120,11 @@ def numpy_reference(packed, d: np.ndarray) -> np.ndarray:
 
 
 def bench_points(n_points: int) -> dict:
-    w = _resolve("h100-sxm:8", "llama-3.1-70b", "fp8", 8, 1, 1, 1, 2048, 256, 0.0, None)
+    w = resolve_workload(system="h100-sxm:8", model="llama-3.1-70b", quant="fp8", tp=8,
+                         input_len=2048, output_len=256)
     plan = w.plan(64)
     g = w.graph("decode", 64, 1, 2048 + 128)
-    packed = pack_ops(g, w.system.chip)
+    packed = pack_ops(g)
     base = pack_design(w.system, w.eff, plan)
     designs = _designs(base, n_points)
     stage_totals(*packed.args, packed.count, packed.stage, packed.n_stages, designs[:2])  # compile

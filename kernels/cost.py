@@ -130,7 +130,6 @@ def _op_cost(
     flops,
     vflops,
     prec,
-    low_prec,
     wbytes,
     kvbytes,
     abytes,
@@ -148,7 +147,7 @@ def _op_cost(
     if kd == ATTN_P or kd == ATTN_D:
         t_c += flops[i] / (peak * d[L.EFF_ATTN])
     elif kd <= GROUPED:
-        eff = d[L.EFF_GEMM8] if low_prec[i] else d[L.EFF_GEMM16]
+        eff = d[L.EFF_GEMM8] if d[L.LOW0 + prec[i]] > 0.5 else d[L.EFF_GEMM16]
         t_c += flops[i] / (peak * eff * util[i])
     em = d[L.EFF_MEM]
     t_m = (
@@ -189,7 +188,6 @@ def op_costs(
     flops,
     vflops,
     prec,
-    low_prec,
     wbytes,
     kvbytes,
     abytes,
@@ -209,7 +207,6 @@ def op_costs(
             flops,
             vflops,
             prec,
-            low_prec,
             wbytes,
             kvbytes,
             abytes,
@@ -233,7 +230,6 @@ def stage_totals(
     flops,
     vflops,
     prec,
-    low_prec,
     wbytes,
     kvbytes,
     abytes,
@@ -273,7 +269,6 @@ def stage_totals(
                 flops,
                 vflops,
                 prec,
-                low_prec,
                 wbytes,
                 kvbytes,
                 abytes,

@@ -44,7 +44,9 @@ E_LINK = 41
 E_VFLOP = 42
 IDLE_W = 43
 TDP_W = 44
-N_DESIGN = 45
+# 1 where precision code i resolves to a sub-16-bit format on this design (8-bit GEMM efficiency)
+LOW0 = 45  # .. LOW0 + 8
+N_DESIGN = 54
 
 # topology codes
 TOPO_SWITCH = 0

@@ -1,7 +1,11 @@
 """The one seam between pydantic configs and the Numba kernels: pack objects into arrays.
 
-:func:`pack_design` resolves everything chip-specific once (precision fallback, where weights are
-read from, which fabric, which efficiency factors) so the kernels see plain numbers.
+A design row (``layout.N_DESIGN`` floats) holds everything the kernels need about a chip, its
+fabric, the efficiency factors and where the weights are read from. :func:`pack_rows` builds many
+rows at once from :class:`arch.chip.ChipArrays` columns; :func:`pack_design` is the same function
+for one system (one row). Precision fallback is resolved in the row (``PEAK0 + i`` holds the peak
+of the precision ``i`` runs at, ``LOW0 + i`` whether that is a sub-16-bit format), so op graphs
+carry the *requested* precision and one packed graph serves every design.
 """
 
 from __future__ import annotations
@@ -10,36 +14,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arch.chip import PRECISION_BITS, PRECISIONS, Chip, System
+from arch.chip import PRECISION_BITS, PRECISIONS, Chip, ChipArrays, System, resolved_precisions
 from arch.efficiency import FamilyEfficiency
 from kernels import layout as L
-from workloads.capacity import MemoryPlan
+from workloads.capacity import WEIGHT_PLACES, MemoryPlan
 from workloads.ops import OpGraph
 
-__all__ = ["PackedOps", "pack_design", "pack_ops", "resolve_precision"]
+__all__ = ["PackedOps", "base_row", "pack_design", "pack_ops", "pack_rows", "resolve_precision"]
 
-# where a precision falls back when the matrix engine lacks it (next wider format first)
-FALLBACK = {
-    "fp4": ("fp6", "fp8", "int8", "bf16", "fp16"),
-    "int4": ("int8", "fp8", "bf16", "fp16"),
-    "fp6": ("fp8", "int8", "bf16", "fp16"),
-    "fp8": ("int8", "bf16", "fp16"),
-    "int8": ("fp8", "bf16", "fp16"),
-    "bf16": ("fp16", "tf32", "fp32"),
-    "fp16": ("bf16", "tf32", "fp32"),
-    "tf32": ("bf16", "fp16", "fp32"),
-    "fp32": ("tf32", "bf16", "fp16"),
-}
+_LOW = np.array([PRECISION_BITS[p] < 16 for p in PRECISIONS])
+_EFFICIENCY_COLUMNS = (
+    (L.EFF_GEMM16, "gemm_16bit"),
+    (L.EFF_GEMM8, "gemm_8bit"),
+    (L.EFF_ATTN, "attention"),
+    (L.EFF_MEM, "memory"),
+    (L.ROOFLINE_P, "roofline_exponent"),
+    (L.KERNEL_OVH, "kernel_overhead_s"),
+    (L.EFF_BUS, "collective_bus"),
+    (L.EFF_INR, "collective_in_network"),
+)
 
 
 def resolve_precision(chip: Chip, precision: str) -> str:
     """The precision the chip computes ``precision`` at (itself, or the nearest wider it has)."""
-    if chip.matrix.peak(precision) > 0:
-        return precision
-    for alt in FALLBACK[precision]:
-        if chip.matrix.peak(alt) > 0:
-            return alt
-    raise ValueError(f"{chip.name} supports none of {precision} or its fallbacks")
+    idx = resolved_precisions(ChipArrays.of(chip).peaks > 0)[0, PRECISIONS.index(precision)]
+    if idx < 0:
+        raise ValueError(f"{chip.name} supports none of {precision} or its fallbacks")
+    return PRECISIONS[idx]
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,8 @@ class PackedOps:
     n_stages: int
 
 
-def pack_ops(graph: OpGraph, chip: Chip) -> PackedOps:
-    prec = np.array(
-        [PRECISIONS.index(resolve_precision(chip, PRECISIONS[p])) for p in graph.precision],
-        dtype=np.int64,
-    )
-    low = np.array([PRECISION_BITS[PRECISIONS[p]] < 16 for p in prec], dtype=np.bool_)
+def pack_ops(graph: OpGraph) -> PackedOps:
+    """The op columns the kernels read; precisions stay as requested (designs resolve them)."""
     args = (
         graph.kind,
         graph.m,
@@ -66,8 +63,7 @@ def pack_ops(graph: OpGraph, chip: Chip) -> PackedOps:
         graph.groups,
         graph.flops,
         graph.vflops,
-        prec,
-        low,
+        graph.precision.astype(np.int64),
         graph.weight_bytes,
         graph.kv_bytes,
         graph.act_bytes,
@@ -79,14 +75,56 @@ def pack_ops(graph: OpGraph, chip: Chip) -> PackedOps:
     return PackedOps(args=args, count=graph.count, stage=graph.stage, n_stages=n_stages)
 
 
-def _level_bw_energy(chip: Chip, plan: MemoryPlan | None) -> tuple[float, float]:
-    if plan is None or plan.weights_in == "main":
-        lvl = chip.main_memory
-    elif plan.weights_in == "scratch":
-        lvl = chip.scratch or chip.main_memory
-    else:
-        lvl = chip.capacity_tier or chip.main_memory
-    return lvl.bandwidth_bytes_per_s, lvl.energy_j_per_byte
+def base_row(
+    system: System, eff: FamilyEfficiency, *, direct_collectives: bool = True
+) -> np.ndarray:
+    """The columns every design of a system shares: efficiency factors and fabrics (the chip's
+    own columns are filled by :func:`pack_rows`)."""
+    d = np.zeros(L.N_DESIGN)
+    for col, name in _EFFICIENCY_COLUMNS:
+        d[col] = eff.value(name)
+    _pack_fabrics(d, system, eff)
+    d[L.DIRECT_ALGOS] = direct_collectives
+    d[L.E_LINK] = system.chip.scale_up.energy_j_per_byte
+    return d
+
+
+def pack_rows(base: np.ndarray, chips: ChipArrays, weights_in: np.ndarray) -> np.ndarray:
+    """Design rows ``[n, N_DESIGN]``: ``base`` with each chip's columns; ``weights_in`` is the
+    index (into :data:`workloads.capacity.WEIGHT_PLACES`) of the level each design reads its
+    weights from."""
+    n = len(chips)
+    d = np.repeat(np.asarray(base, dtype=float)[None, :], n, axis=0)
+    idx = resolved_precisions(chips.peaks > 0)
+    native = np.take_along_axis(chips.peaks, np.maximum(idx, 0), axis=1)
+    peaks, low = slice(L.PEAK0, L.PEAK0 + len(PRECISIONS)), slice(L.LOW0, L.LOW0 + len(PRECISIONS))
+    d[:, peaks] = np.where(idx >= 0, native, chips.vector_peak[:, None])  # no matrix path: vector
+    d[:, low] = np.where(idx >= 0, _LOW[np.maximum(idx, 0)], False)
+    d[:, L.VPEAK] = chips.vector_peak
+    d[:, L.UNITS], d[:, L.TILE_R], d[:, L.TILE_C] = chips.units, chips.tile_rows, chips.tile_cols
+    d[:, L.WEIGHT_STATIONARY] = chips.weight_stationary
+    # a design with no memory at all never fits; keep its bandwidth finite so rows stay numbers
+    main_bw = np.where(chips.main_bandwidth > 0, chips.main_bandwidth, 1.0)
+    place = np.asarray(weights_in)
+    scratch, tier = WEIGHT_PLACES.index("scratch"), WEIGHT_PLACES.index("capacity")
+    d[:, L.BW_WEIGHTS] = np.select(
+        [place == scratch, place == tier], [chips.scratch_bandwidth, chips.tier_bandwidth], main_bw
+    )
+    d[:, L.E_WEIGHTS] = np.select(
+        [place == scratch, place == tier],
+        [chips.scratch_j_per_byte, chips.tier_j_per_byte],
+        chips.main_j_per_byte,
+    )
+    d[:, L.BW_KV] = d[:, L.BW_ACT] = main_bw
+    d[:, L.E_KV] = d[:, L.E_ACT] = chips.main_j_per_byte
+    d[:, L.UP_BW], d[:, L.UP_LINKS] = chips.scale_up_bandwidth, chips.scale_up_links
+    d[:, L.UP_DOMAIN] = chips.scale_up_domain
+    d[:, L.UP_TOPO] = [L.TOPOLOGY_CODES[t] for t in chips.scale_up_topology]
+    d[:, L.E_FLOP16] = chips.matrix_j_per_flop
+    d[:, L.E_VFLOP] = chips.vector_j_per_flop
+    d[:, L.PEAK16] = d[:, L.PEAK0 + PRECISIONS.index("bf16")]
+    d[:, L.IDLE_W], d[:, L.TDP_W] = chips.idle_w, chips.tdp_w
+    return d
 
 
 def pack_design(
@@ -96,57 +134,19 @@ def pack_design(
     *,
     direct_collectives: bool = True,
 ) -> np.ndarray:
-    """One design row (``layout.N_DESIGN`` floats) for a system, its efficiency and memory plan."""
-    chip = system.chip
-    d = np.zeros(L.N_DESIGN)
-    for i, p in enumerate(PRECISIONS):
-        try:
-            d[L.PEAK0 + i] = chip.matrix.peak(resolve_precision(chip, p))
-        except ValueError:
-            d[L.PEAK0 + i] = chip.vector.peak("fp32")
-    d[L.VPEAK] = max(chip.vector.peak_flops_per_s.values())
-    d[L.UNITS], d[L.TILE_R], d[L.TILE_C] = (
-        chip.matrix.units,
-        chip.matrix.tile_rows,
-        chip.matrix.tile_cols,
-    )
-    d[L.WEIGHT_STATIONARY] = chip.matrix.dataflow == "weight_stationary"
-    main = chip.main_memory
-    d[L.BW_WEIGHTS], d[L.E_WEIGHTS] = _level_bw_energy(chip, plan)
-    d[L.BW_KV] = d[L.BW_ACT] = main.bandwidth_bytes_per_s
-    d[L.E_KV] = d[L.E_ACT] = main.energy_j_per_byte
-    for col, name in (
-        (L.EFF_GEMM16, "gemm_16bit"),
-        (L.EFF_GEMM8, "gemm_8bit"),
-        (L.EFF_ATTN, "attention"),
-        (L.EFF_MEM, "memory"),
-        (L.ROOFLINE_P, "roofline_exponent"),
-        (L.KERNEL_OVH, "kernel_overhead_s"),
-        (L.EFF_BUS, "collective_bus"),
-        (L.EFF_INR, "collective_in_network"),
-    ):
-        d[col] = eff.value(name)
-    _pack_fabrics(d, system, eff)
-    d[L.DIRECT_ALGOS] = direct_collectives
-    d[L.E_FLOP16] = chip.matrix.energy_j_per_flop
-    d[L.PEAK16] = chip.matrix.peak(resolve_precision(chip, "bf16"))
-    d[L.E_VFLOP] = chip.vector.energy_j_per_flop
-    d[L.E_LINK] = chip.scale_up.energy_j_per_byte
-    d[L.IDLE_W], d[L.TDP_W] = chip.idle_w, chip.tdp_w
-    return d
+    """One design row for a system, its efficiency and memory plan (:func:`pack_rows`, n = 1)."""
+    base = base_row(system, eff, direct_collectives=direct_collectives)
+    place = WEIGHT_PLACES.index(plan.weights_in if plan is not None else "main")
+    return pack_rows(base, ChipArrays.of(system.chip), np.array([place]))[0]
 
 
 def _pack_fabrics(d: np.ndarray, system: System, eff: FamilyEfficiency) -> None:
+    """Fabric columns the chip columns do not carry (scale-up latency and in-network reduction,
+    the scale-out fabric)."""
     up, out = system.chip.scale_up, system.chip.scale_out or system.chip.scale_up
     step = eff.collective_step_latency_s
-    d[L.UP_BW], d[L.UP_TOPO], d[L.UP_LINKS] = (
-        up.bandwidth_bytes_per_s,
-        L.TOPOLOGY_CODES[up.topology],
-        up.links,
-    )
     d[L.UP_LAT] = step.value if step.source in ("fitted", "user") else up.latency_s
     d[L.UP_INR] = up.in_network_reduction
-    d[L.UP_DOMAIN] = up.domain_chips
     d[L.OUT_BW], d[L.OUT_TOPO], d[L.OUT_LINKS] = (
         out.bandwidth_bytes_per_s,
         L.TOPOLOGY_CODES[out.topology],

@@ -21,7 +21,8 @@ def _largest(ok, hi: int) -> int:
 
 
 def max_batch(w, *, tpot_slo_s: float | None = None) -> int:
-    """Largest batch per replica that fits (memory) and, if given, meets ``tpot_slo_s``."""
+    """Largest batch per replica that fits (memory) and, if given, meets ``tpot_slo_s`` at the
+    middle decode context (``w``: a :class:`sim.evaluate.Workload`)."""
     fits = _largest(lambda b: w.plan(b).fits, _CAP)
     if fits == 0:
         plan = w.plan(1)
@@ -29,7 +30,7 @@ def max_batch(w, *, tpot_slo_s: float | None = None) -> int:
         raise ConfigError(f"does not fit even at batch 1: {plan.reason}{hint}")
     if tpot_slo_s is None:
         return fits
-    ctx = w.input_len + w.output_len // 2
+    ctx = w.decode_contexts[1]
 
     def meets(b: int) -> bool:
         return w.decode(b, ctx, w.plan(b)).total_s <= tpot_slo_s

@@ -1,9 +1,14 @@
 """Analytic step timing: cost every op with the kernels and add them up, serially per stage.
 
 This is the *analytic* fidelity level (no overlap between ops); the SimPy step simulation builds
-on the same per-op costs. Pipeline parallelism: a step of ``microbatches`` micro-batches takes
-``max(sum of stage times, microbatches x slowest stage)`` (the pipeline is either latency-bound by
-one micro-batch's trip or throughput-bound by its slowest stage).
+on the same per-op costs. The two rules of a step, written once and used by every path (one
+design here, many designs in :mod:`sim.evaluate`):
+
+* :func:`pipeline_seconds`: a step of ``microbatches`` micro-batches takes
+  ``max(sum of stage times, microbatches x slowest stage)`` (the pipeline is either latency-bound
+  by one micro-batch's trip or throughput-bound by its slowest stage);
+* :func:`step_energy`: the graph is one device per stage running one micro-batch, so the step's
+  dynamic energy is ``sum(op energy x count) x tp (chips per stage) x microbatches``.
 """
 
 from __future__ import annotations
@@ -20,15 +25,16 @@ from kernels.pack import pack_design, pack_ops
 from workloads.capacity import MemoryPlan
 from workloads.ops import OpGraph
 
-__all__ = ["BOUNDS", "StepTiming", "analytic_step"]
+__all__ = ["BOUNDS", "StepTiming", "analytic_step", "pipeline_seconds", "step_energy"]
 
 BOUNDS = ("compute", "memory", "interconnect", "overhead")
 
 
 @dataclass(frozen=True)
 class StepTiming:
-    """One step of one replica. Times in seconds; ``energy_j`` is dynamic energy of all chips of
-    the replica (idle power is added by the caller over wall time)."""
+    """One step of one replica. Times in seconds; ``energy_j`` is the dynamic energy of the whole
+    step (all micro-batches) on all chips of the replica (idle power is added by the caller over
+    wall time)."""
 
     total_s: float
     stage_s: np.ndarray
@@ -84,6 +90,16 @@ def _shares(per_op: np.ndarray, count: np.ndarray) -> dict[str, float]:
     return {k: v / total for k, v in parts.items()}
 
 
+def pipeline_seconds(stage_s: np.ndarray, microbatches: int) -> np.ndarray:
+    """Step seconds from per-stage seconds ``[..., n_stages]`` (see the module docstring)."""
+    return np.maximum(stage_s.sum(axis=-1), microbatches * stage_s.max(axis=-1))
+
+
+def step_energy(device_energy_j, graph: OpGraph, microbatches: int):
+    """Step energy from one device-per-stage micro-batch's op energy (scalar or per design)."""
+    return device_energy_j * graph.meta.get("parallelism", {}).get("tp", 1) * microbatches
+
+
 def analytic_step(
     graph: OpGraph,
     system: System,
@@ -93,19 +109,19 @@ def analytic_step(
     microbatches: int = 1,
     direct_collectives: bool = True,
 ) -> StepTiming:
-    packed = pack_ops(graph, system.chip)
+    """One step on one design with its per-op costs (for bounds, op tables and the step
+    simulation); ``graph`` is one micro-batch's ops over all stages."""
+    packed = pack_ops(graph)
     design = pack_design(system, eff, plan, direct_collectives=direct_collectives)
     per_op = op_costs(*packed.args, design)
     weighted = per_op[:, L.T_TOTAL] * packed.count
     stage_s = np.bincount(packed.stage, weights=weighted, minlength=packed.n_stages)
-    total = max(float(stage_s.sum()), microbatches * float(stage_s.max()))
-    chips_per_stage = graph.meta.get("parallelism", {}).get("tp", 1)
-    energy = float(np.sum(per_op[:, L.ENERGY] * packed.count)) * chips_per_stage
+    device_j = float(np.sum(per_op[:, L.ENERGY] * packed.count))
     return StepTiming(
-        total_s=total,
+        total_s=float(pipeline_seconds(stage_s, microbatches)),
         stage_s=stage_s,
         per_op=per_op,
         graph=graph,
         shares=_shares(per_op, packed.count),
-        energy_j=energy,
+        energy_j=float(step_energy(device_j, graph, microbatches)),
     )

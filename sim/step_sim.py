@@ -167,7 +167,7 @@ def time_step(
     prefetch_depth: int = 2,
 ) -> StepTiming:
     """Simulate one step; ``graph`` is one micro-batch's ops (all stages)."""
-    analytic = analytic_step(graph, system, eff, plan)
+    analytic = analytic_step(graph, system, eff, plan, microbatches=max(microbatches, 1))
     flat = graph.expand()
     per_op = np.repeat(analytic.per_op, graph.count, axis=0)
     pieces = _pieces(per_op, flat, system, eff, plan)
@@ -177,7 +177,6 @@ def time_step(
     return replace(
         analytic,
         total_s=total,
-        energy_j=analytic.energy_j * max(microbatches, 1),
         busy_s=busy,
         exposed_s=exposed,
         timeline=tuple(replay.timeline),

@@ -23,17 +23,13 @@ attention projections add, per step, the adapter weights of the distinct adapter
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from arch.chip import PRECISION_BITS, System
-from arch.efficiency import FamilyEfficiency
+from arch.chip import PRECISION_BITS
 from kernels.pack import resolve_precision
-from sim.step import analytic_step
+from sim.evaluate import Workload
 from workloads.capacity import MemoryPlan
-from workloads.graph import build_graph
 from workloads.model import ModelSpec
-from workloads.parallel import Parallelism
-from workloads.quant import QuantSpec
 
 __all__ = ["AnalyticStepModel", "LoRA", "SpecDecode", "StepCost", "bucket"]
 
@@ -92,51 +88,46 @@ class StepCost:
 
 @dataclass
 class AnalyticStepModel:
-    """Memoized analytic step costs of one replica (``par`` per replica)."""
+    """Memoized analytic step costs of one replica of ``w`` (:meth:`Workload.step`, the one
+    evaluation path). ``exact``: cost every shape as given, without the memo grid (tests and
+    cross-checks against ``predict``)."""
 
-    system: System
-    model: ModelSpec
-    quant: QuantSpec
-    par: Parallelism
-    eff: FamilyEfficiency
+    w: Workload
     plan: MemoryPlan | None = None
     spec: SpecDecode | None = None
     lora: LoRA | None = None
+    exact: bool = False
     draft: AnalyticStepModel | None = None
     _memo: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         if self.spec and not isinstance(self.spec.draft, str):
-            self.draft = AnalyticStepModel(
-                self.system, self.spec.draft, self.quant, self.par, self.eff, self.plan
-            )
+            self.draft = AnalyticStepModel(replace(self.w, model=self.spec.draft), self.plan,
+                                           exact=self.exact)  # fmt: skip
+
+    @property
+    def model(self) -> ModelSpec:
+        return self.w.model
+
+    def _b(self, x: float, exact_below: int = 32) -> int:
+        return max(round(x), 0) if self.exact else bucket(x, exact_below)
 
     # -- primitive passes (memoized) ------------------------------------------------------------
     def _timing(self, phase: str, batch: int, seq: int, ctx: int) -> StepCost:
         key = (phase, batch, seq, ctx)
         hit = self._memo.get(key)
         if hit is None:
-            pp = self.par.pp if phase == "decode" else 1  # decode pipelines micro-batches
-            g = build_graph(
-                self.model,
-                phase=phase,  # type: ignore[arg-type]
-                batch=math.ceil(batch / pp),
-                seq_len=seq,
-                context_len=ctx,
-                parallelism=self.par,
-                quant=self.quant,
-            )
-            hit = analytic_step(g, self.system, self.eff, self.plan, microbatches=min(pp, batch))
-            self._memo[key] = hit = StepCost(hit.total_s, hit.energy_j)
+            t = self.w.step(phase, batch, seq=seq, context=ctx, plan=self.plan)  # type: ignore[arg-type]
+            self._memo[key] = hit = StepCost(t.total_s, t.energy_j)
         return hit
 
     def decode(self, batch: int, ctx: float, seq: int = 1) -> StepCost:
-        return self._timing("decode", bucket(batch), seq, max(bucket(ctx), 1))
+        return self._timing("decode", self._b(batch), seq, max(self._b(ctx), 1))
 
     def prefill(self, tokens: float, n_seqs: int, ctx: float = 0.0) -> StepCost:
-        n = max(bucket(n_seqs, 8), 1)
-        seq = max(bucket(tokens / n), 1)
-        return self._timing("prefill", n, seq, bucket(ctx))
+        n = max(self._b(n_seqs, 8), 1)
+        seq = max(self._b(tokens / n), 1)
+        return self._timing("prefill", n, seq, self._b(ctx))
 
     # -- one serving step -----------------------------------------------------------------------
     def step(
@@ -174,22 +165,23 @@ class AnalyticStepModel:
 
     def _lora(self, sequences: int, tokens: int) -> StepCost:
         """Adapter GEMMs: distinct adapters' A/B weights streamed, 2 x tokens x r x dims FLOPs."""
-        m, lo = self.model, self.lora
+        w, lo = self.w, self.lora
+        m = w.model
         assert lo is not None
         a = m.attention
         heads_d = getattr(a, "num_heads", 1) * getattr(a, "head_dim", m.hidden_size)
         kv_d = getattr(a, "num_kv_heads", 1) * getattr(a, "head_dim", m.hidden_size)
         dims = (m.hidden_size + heads_d) * 2 + (m.hidden_size + kv_d) * 2  # q, o, k, v: in + out
-        layers = m.num_layers / self.par.pp
-        per_adapter = lo.rank * dims * layers * self.quant.w.bytes_per_element / self.par.tp
+        layers = m.num_layers / w.par.pp
+        per_adapter = lo.rank * dims * layers * w.quant.w.bytes_per_element / w.par.tp
         nbytes = lo.distinct(sequences) * per_adapter
-        chip = self.system.chip
-        t_mem = nbytes / (chip.main_memory.bandwidth_bytes_per_s * self.eff.value("memory"))
-        flops = 2.0 * tokens * lo.rank * dims * layers / self.par.tp
-        prec = resolve_precision(chip, self.quant.gemm_precision)
-        eff = self.eff.value("gemm_8bit" if PRECISION_BITS[prec] <= 8 else "gemm_16bit")
+        chip = w.system.chip
+        t_mem = nbytes / (chip.main_memory.bandwidth_bytes_per_s * w.eff.value("memory"))
+        flops = 2.0 * tokens * lo.rank * dims * layers / w.par.tp
+        prec = resolve_precision(chip, w.quant.gemm_precision)
+        eff = w.eff.value("gemm_8bit" if PRECISION_BITS[prec] <= 8 else "gemm_16bit")
         t_cmp = flops / (chip.matrix.peak(prec) * eff)
-        e = nbytes * chip.main_memory.energy_j_per_byte * self.par.chips_per_replica
+        e = nbytes * chip.main_memory.energy_j_per_byte * w.par.chips_per_replica
         return StepCost(max(t_mem, t_cmp), e)
 
     @property

@@ -11,14 +11,25 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from arch.chip import Chip, MemoryLevel
+import numpy as np
+
+from arch.chip import Chip, ChipArrays, MemoryLevel
 from workloads.model import ModelSpec, attention_weights, mlp_weights
 from workloads.parallel import Parallelism
 from workloads.quant import QuantSpec
 
-__all__ = ["MemoryPlan", "kv_bytes_per_chip", "plan_memory", "weight_bytes_per_chip"]
+__all__ = [
+    "WEIGHT_PLACES",
+    "MemoryPlan",
+    "kv_bytes_per_chip",
+    "place_weights",
+    "plan_memory",
+    "weight_bytes_per_chip",
+]
 
 HALF = 2.0
+# where weights are read from, by index (the placement rule's verdicts; "none": does not fit)
+WEIGHT_PLACES = ("scratch", "main", "capacity", "none")
 
 
 def _layer_weight_bytes(model: ModelSpec, layer: int, par: Parallelism, q: QuantSpec) -> float:
@@ -37,16 +48,16 @@ def _layer_weight_bytes(model: ModelSpec, layer: int, par: Parallelism, q: Quant
     return (attn + experts + shared / par.expert_tp) * w + router * HALF + norms
 
 
-def _stage_layers(model: ModelSpec, pp: int) -> list[list[int]]:
-    stages: list[list[int]] = [[] for _ in range(pp)]
+def _stage_layers(model: ModelSpec, par: Parallelism) -> list[list[int]]:
+    stages: list[list[int]] = [[] for _ in range(par.pp)]
     for layer in range(model.num_layers):
-        stages[layer * pp // model.num_layers].append(layer)
+        stages[par.stage_of(layer, model.num_layers)].append(layer)
     return stages
 
 
 def weight_bytes_per_chip(model: ModelSpec, par: Parallelism, quant: QuantSpec) -> float:
     """Resident weight bytes on the most loaded chip (the first or last stage hold embeddings)."""
-    stages = _stage_layers(model, par.pp)
+    stages = _stage_layers(model, par)
     emb = model.vocab_size * model.hidden_size * HALF / par.tp
     head = 0.0 if model.tied_embeddings and par.pp == 1 else emb
     per_stage = [sum(_layer_weight_bytes(model, i, par, quant) for i in s) for s in stages]
@@ -70,7 +81,7 @@ def kv_bytes_per_chip(
         * quant.kv.bytes_per_element
         for i in range(model.num_layers)
     ]
-    return max(sum(per_layer[i] for i in s) for s in _stage_layers(model, par.pp))
+    return max(sum(per_layer[i] for i in s) for s in _stage_layers(model, par))
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,28 @@ class MemoryPlan:
         return asdict(self)
 
 
+def place_weights(
+    chips: ChipArrays,
+    *,
+    weights: float,
+    kv: float,
+    activations: float,
+    reserve_fraction: float,
+) -> np.ndarray:
+    """The placement rule, for many chips at once: index into :data:`WEIGHT_PLACES` per chip.
+
+    Weights go to scratch SRAM if they fit there (less the reserve) while KV cache, activations
+    and the reserve fit in main memory; else to main memory beside them; else they stream from a
+    capacity tier that holds them (KV and activations still in main memory); else nothing fits.
+    """
+    free = chips.main_capacity * (1 - reserve_fraction) - kv - activations
+    scratch = (chips.scratch_capacity > 0) & (
+        weights <= chips.scratch_capacity * (1 - reserve_fraction)
+    ) & (free >= 0)  # fmt: skip
+    tier = (chips.tier_capacity > 0) & (free >= 0) & (weights <= chips.tier_capacity)
+    return np.select([scratch, weights <= free, tier], [0, 1, 2], 3)
+
+
 def plan_memory(
     model: ModelSpec,
     par: Parallelism,
@@ -103,13 +136,11 @@ def plan_memory(
     activation_bytes: float,
     reserve_fraction: float,
 ) -> MemoryPlan:
-    """Place the weights (scratch SRAM if they fit, else main memory, else stream them from a
-    capacity tier) and check that KV cache + activations + reserve fit in main memory."""
+    """Bytes per chip and where the weights live (:func:`place_weights`, for one chip)."""
     weights = weight_bytes_per_chip(model, par, quant)
     kv = kv_bytes_per_chip(model, par, quant, batch=batch, context_len=context_len)
     main = chip.main_memory
     reserve = reserve_fraction * main.capacity_bytes
-    free = main.capacity_bytes - reserve - kv - activation_bytes
     common = {
         "weights": weights,
         "kv_cache": kv,
@@ -117,12 +148,16 @@ def plan_memory(
         "reserve": reserve,
         "capacity": main.capacity_bytes,
     }
-    scratch, tier = chip.scratch, chip.capacity_tier
-    if scratch and weights <= scratch.capacity_bytes * (1 - reserve_fraction) and free >= 0:
-        return MemoryPlan(**common, fits=True, weights_in="scratch", weights_level=scratch.name)
-    if weights <= free:
+    place = WEIGHT_PLACES[int(place_weights(ChipArrays.of(chip), weights=weights, kv=kv,
+                                            activations=activation_bytes,
+                                            reserve_fraction=reserve_fraction)[0])]  # fmt: skip
+    if place == "scratch":
+        level = chip.scratch.name  # type: ignore[union-attr]
+        return MemoryPlan(**common, fits=True, weights_in="scratch", weights_level=level)
+    if place == "main":
         return MemoryPlan(**common, fits=True, weights_in="main", weights_level=main.name)
-    if tier and free >= 0 and weights <= tier.capacity_bytes:
+    if place == "capacity":
+        tier = chip.capacity_tier
         return MemoryPlan(
             **common,
             fits=True,

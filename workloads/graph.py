@@ -271,12 +271,12 @@ class _Builder:
         )
 
 
-def _layer_groups(model: ModelSpec, pp: int) -> Counter:
+def _layer_groups(model: ModelSpec, par: Parallelism) -> Counter:
     """(stage, first layer of its kind, is_moe, is_sliding) -> layer count."""
     groups: Counter = Counter()
     first: dict[tuple, int] = {}
     for layer in range(model.num_layers):
-        stage = layer * pp // model.num_layers
+        stage = par.stage_of(layer, model.num_layers)
         key = (stage, model.is_moe_layer(layer), model.is_sliding_layer(layer))
         first.setdefault(key, layer)
         groups[(stage, first[key], *key[1:])] += 1
@@ -321,7 +321,7 @@ def build_graph(
         stage=0,
     )
     for (stage, layer, _moe, sliding), count in sorted(
-        _layer_groups(model, parallelism.pp).items()
+        _layer_groups(model, parallelism).items()
     ):
         start = len(b.rows)
         b.attention_block(sliding)

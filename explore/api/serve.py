@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass, replace
 
 from arch.base import ConfigError
-from explore.api.predict import Workload, _resolve
+from sim.evaluate import Workload, resolve_workload
 from sim.metrics import summarize
 from sim.serving import ServingConfig, simulate_serving
 from sim.stepmodel import AnalyticStepModel, LoRA, SpecDecode
-from sim.traffic import Arrivals, ClosedLoop, LengthDist, Poisson
+from sim.traffic import Arrivals, ClosedLoop, LengthDist, Poisson, TraceReplay
 from workloads.capacity import kv_bytes_per_chip
 from workloads.presets import load_model
 
@@ -55,8 +55,8 @@ class ServeRequest:
 def _workload(req: ServeRequest) -> Workload:
     inp = max(1, round(req.input_len.mean))
     out = max(1, round(req.output_len.mean))
-    return _resolve(req.system, req.model, req.quant, req.tp, req.pp, req.ep, req.dp, inp, out,
-                    0.0, None)  # fmt: skip
+    return resolve_workload(system=req.system, model=req.model, quant=req.quant, tp=req.tp,
+                            pp=req.pp, ep=req.ep, dp=req.dp, input_len=inp, output_len=out)
 
 
 def _kv_blocks(w: Workload, block: int) -> tuple[int, float]:
@@ -82,13 +82,16 @@ def build(req: ServeRequest, progress=None) -> tuple[ServingConfig, AnalyticStep
     spec = req.spec
     if spec and isinstance(spec.draft, str) and spec.draft != "mtp":
         spec = replace(spec, draft=load_model(spec.draft))
-    sm = AnalyticStepModel(w.system, w.model, w.quant, w.par, w.eff, w.plan(1), spec, req.lora)
+    sm = AnalyticStepModel(w, w.plan(1), spec, req.lora)
     replicas = w.par.dp
+    requests = req.requests
+    if isinstance(req.arrivals, TraceReplay):  # a shorter trace replays all it has
+        requests = min(requests, len(req.arrivals.load()[0]))
     cfg = ServingConfig(
         arrivals=req.arrivals,
         input_len=req.input_len,
         output_len=req.output_len,
-        requests=req.requests,
+        requests=requests,
         scheduler=req.scheduler,
         max_batch=req.max_batch,
         max_tokens=req.max_tokens,
@@ -107,7 +110,7 @@ def build(req: ServeRequest, progress=None) -> tuple[ServingConfig, AnalyticStep
         spec=req.spec,
         chips_per_replica=w.par.chips_per_replica,
         idle_w=chip.idle_w,
-        busy_floor_w=max(chip.idle_w, w.eff.value("active_power_fraction") * chip.tdp_w),
+        busy_floor_w=w.floor_w(),
         seed=req.seed,
         progress=progress,
     )

@@ -5,11 +5,10 @@ prediction, replayed op by op by the SimPy step simulation, as a Chrome/Perfetto
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from arch.base import ConfigError
-from explore.api.predict import Result, _resolve
+from sim.evaluate import Result, resolve_workload
 from sim.step_sim import time_step, to_chrome_trace
 from workloads.quant import QuantSpec
 
@@ -21,26 +20,18 @@ def step_simulations(result: Result, *, overlap: bool = True) -> dict:
     if not result.fits:
         raise ConfigError("--trace: the design does not fit, there is no step to trace")
     c = result.config
-    par = c["parallelism"]
-    w = _resolve(c["system"], c["model"], QuantSpec(**c["quant"]), par["tp"], par["pp"],
-                 par["ep"], par["dp"], c["input_len"], c["output_len"], 0.0, None)  # fmt: skip
+    w = resolve_workload(system=c["system"], model=c["model"], quant=QuantSpec(**c["quant"]),
+                         **c["parallelism"], input_len=c["input_len"],
+                         output_len=c["output_len"])  # fmt: skip
     batch = c["batch_per_replica"]
     plan = w.plan(batch)
-    mid = w.input_len + (w.output_len - 1) // 2
-    micro = min(w.par.pp, batch)
-    return {
-        "prefill": time_step(
-            w.graph("prefill", batch, w.input_len, 0), w.system, w.eff, plan, overlap=overlap
-        ),
-        "decode": time_step(
-            w.graph("decode", math.ceil(batch / w.par.pp), 1, mid),
-            w.system,
-            w.eff,
-            plan,
-            microbatches=micro,
-            overlap=overlap,
-        ),
-    }
+    steps = {"prefill": ("prefill", w.input_len, 0), "decode": ("decode", 1, w.decode_contexts[1])}
+    out = {}
+    for name, (phase, seq, ctx) in steps.items():
+        graph = w.graph(phase, batch, seq, ctx)
+        out[name] = time_step(graph, w.system, w.eff, plan, overlap=overlap,
+                              microbatches=w.shape(phase, batch)[1])  # fmt: skip
+    return out
 
 
 def write_step_trace(result: Result, path: Path, *, overlap: bool = True) -> dict:

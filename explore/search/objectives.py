@@ -22,19 +22,34 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from arch.base import ConfigError
 from arch.chip import Chip, System
 from arch.efficiency import efficiency_for
 from arch.physical import ChipDesign, PhysicalReport, design_from_dict
 from arch.presets import load_chip
-from explore.api.predict import Workload, evaluate
-from explore.tco.inputs import default_inputs, ownership, usd_per_m_tokens
+from explore.tco.inputs import TcoInputs, default_inputs, ownership, usd_per_m_tokens
+from sim.evaluate import RunCost, evaluate, resolve_workload
 from workloads.model import ModelSpec
-from workloads.parallel import Parallelism
 from workloads.presets import load_model
 from workloads.quant import get_quant
 
-__all__ = ["METRICS", "Infeasible", "Metric", "Point", "chinchilla_loss", "evaluate_point"]
+__all__ = [
+    "METRICS",
+    "Infeasible",
+    "Metric",
+    "Point",
+    "build_chip",
+    "build_model",
+    "chinchilla_loss",
+    "deployment",
+    "evaluate_point",
+    "lengths",
+    "run_metrics",
+    "section",
+    "tco_inputs",
+]
 
 
 @dataclass(frozen=True)
@@ -85,7 +100,8 @@ class Point:
     notes: tuple[str, ...] = ()
 
 
-def _section(params: dict, section: str) -> dict:
+def section(params: dict, section: str) -> dict:
+    """The ``section.*`` entries of a trial's parameters, without the prefix."""
     prefix = f"{section}."
     return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
 
@@ -185,7 +201,7 @@ def lengths(base: dict) -> tuple[int, int]:
 
 
 def _deploy(base: dict, params: dict) -> dict:
-    p = _section(params, "deploy")
+    p = section(params, "deploy")
     out = {k: p.get(k, base.get(k, 1)) for k in ("pp", "ep", "batch")}
     chips, tp = p.get("chips", base.get("chips")), p.get("tp", base.get("tp"))
     if chips is None:  # one replica of tp x pp chips
@@ -196,65 +212,73 @@ def _deploy(base: dict, params: dict) -> dict:
     return {k: (v if k == "quant" else int(v)) for k, v in out.items()}
 
 
-def _parallelism(dep: dict, model: ModelSpec) -> Parallelism:
+def deployment(chip: Chip, model: ModelSpec, base: dict, params: dict):
+    """(deploy dict, Workload) of a point: chips, parallelism and batch from the base and the
+    trial; raises :class:`Infeasible` when the parallelism cannot run the model."""
+    dep = _deploy(base, params)
     per_replica = dep["tp"] * dep["pp"]
     if dep["chips"] % per_replica:
         raise Infeasible(f"chips {dep['chips']} is not a multiple of tp*pp = {per_replica}")
-    par = Parallelism(tp=dep["tp"], pp=dep["pp"], ep=dep["ep"], dp=dep["chips"] // per_replica)
+    inp, out = lengths(base)
     try:
-        par.validate_for(model, dep["chips"])
+        w = resolve_workload(system=System(chip=chip, count=dep["chips"]), model=model,
+                             quant=get_quant(dep["quant"]), tp=dep["tp"], pp=dep["pp"],
+                             ep=dep["ep"], dp=dep["chips"] // per_replica, input_len=inp,
+                             output_len=out, eff=efficiency_for(chip.family))  # fmt: skip
     except ConfigError as exc:
         raise Infeasible(str(exc)) from None
-    return par
+    return dep, w
 
 
 def evaluate_point(base: dict, params: dict, quality: dict | None = None) -> Point:
     """Cost one point: raises Infeasible (with the reason) before costing when it cannot run."""
-    chip, design, phys = build_chip(base, _section(params, "chip"))
+    chip, design, phys = build_chip(base, section(params, "chip"))
     base_model = load_model(base["model"]) if isinstance(base["model"], str) else base["model"]
-    model, notes = build_model(base_model, _section(params, "model"), quality or {})
-    dep = _deploy(base, params)
-    par = _parallelism(dep, model)
-    w = Workload(
-        system=System(chip=chip, count=dep["chips"]),
-        model=model,
-        quant=get_quant(dep["quant"]),
-        par=par,
-        input_len=lengths(base)[0],
-        output_len=lengths(base)[1],
-        eff=efficiency_for(chip.family),
-    )
+    model, notes = build_model(base_model, section(params, "model"), quality or {})
+    dep, w = deployment(chip, model, base, params)
     plan = w.plan(dep["batch"])
     if not plan.fits:
         raise Infeasible(f"memory: {plan.reason}")
     r = evaluate(w, dep["batch"])
-    metrics = _metrics(base, r, chip, dep, model, quality or {})
+    assert r.run is not None
+    m = run_metrics(r.run, chips=dep["chips"], tdp_w=chip.tdp_w, idle_w=chip.idle_w,
+                    price_usd=chip.price_usd or 0.0, area_mm2=chip.die_area_mm2 or math.nan,
+                    tco=tco_inputs(base), params=float(model.total_params()),
+                    loss=_loss(model, quality or {}))  # fmt: skip
+    metrics = {k: float(np.asarray(v).ravel()[0]) for k, v in m.items()}
     return Point(metrics, chip, model, design, phys, dep, (*notes, *r.notes))
 
 
-def _metrics(base: dict, r, chip: Chip, dep: dict, model: ModelSpec, quality: dict) -> dict:
-    chips = dep["chips"]
-    price = chip.price_usd or 0.0
-    tco = default_inputs().with_overrides(base.get("tco"), "[base.tco]")
-    own = ownership(tco, chips=chips, chip_price_usd=price, chip_tdp_w=chip.tdp_w,
-                    chip_busy_w=r.power_w, chip_idle_w=chip.idle_w)  # fmt: skip
-    tps = r.output_tokens_per_s
+def tco_inputs(base: dict) -> TcoInputs:
+    return default_inputs().with_overrides(base.get("tco"), "[base.tco]")
+
+
+def _loss(model: ModelSpec, quality: dict) -> float:
     n = float(model.total_params())
-    train = float(quality.get("train_tokens") or 20.0 * n)
+    return chinchilla_loss(n, float(quality.get("train_tokens") or 20.0 * n))
+
+
+def run_metrics(run: RunCost, *, chips: int, tdp_w, idle_w, price_usd, area_mm2,
+                tco: TcoInputs, params: float, loss: float) -> dict[str, np.ndarray]:  # fmt: skip
+    """Every :data:`METRICS` entry of a costed run, per design (arrays; one design: length 1)."""
+    own = ownership(tco, chips=chips, chip_price_usd=price_usd, chip_tdp_w=tdp_w,
+                    chip_busy_w=run.power_w, chip_idle_w=idle_w)  # fmt: skip
+    tps = run.tokens_per_s
+    n = np.ones_like(run.tpot_s)
     return {
-        "tokens_per_s_per_user": 1.0 / r.tpot_s,
-        "tokens_per_s_per_chip": r.output_tokens_per_s_per_chip,
+        "tokens_per_s_per_user": 1.0 / run.tpot_s,
+        "tokens_per_s_per_chip": run.tokens_per_s_per_chip,
         "tokens_per_s": tps,
-        "tokens_per_s_per_w": tps / (chips * r.power_w),
-        "usd_per_m_output_tokens": usd_per_m_tokens(own, tps, tco.utilization),
-        "ttft_s": r.ttft_s,
-        "tpot_s": r.tpot_s,
-        "area_mm2": chip.die_area_mm2 or math.nan,
-        "tdp_w": chip.tdp_w,
-        "chip_cost_usd": price,
-        "system_cost_usd": chips * price,
-        "joules_per_token": r.energy_j_per_token,
-        "chips": float(chips),
-        "params": n,
-        "loss": chinchilla_loss(n, train),
+        "tokens_per_s_per_w": tps / (chips * run.power_w),
+        "usd_per_m_output_tokens": usd_per_m_tokens(own, tps, tco.utilization) * n,
+        "ttft_s": run.ttft_s,
+        "tpot_s": run.tpot_s,
+        "area_mm2": area_mm2 * n,
+        "tdp_w": tdp_w * n,
+        "chip_cost_usd": price_usd * n,
+        "system_cost_usd": chips * price_usd * n,
+        "joules_per_token": run.energy_j_per_token,
+        "chips": float(chips) * n,
+        "params": params * n,
+        "loss": loss * n,
     }

@@ -29,9 +29,9 @@ from arch.base import ConfigError, load_toml
 from arch.chip import System
 from arch.physical import design_from_dict, technology
 from arch.presets import parse_system
-from explore.api.predict import _resolve, evaluate
 from explore.tco.inputs import TcoInputs, default_inputs, default_uncertainty, ownership
 from sim.batching import max_batch
+from sim.evaluate import evaluate, resolve_workload
 
 __all__ = [
     "Fleet",
@@ -151,8 +151,8 @@ class Operating:
 
 
 def operate(sc: Scenario, f: Fleet, *, batch: int | None = None) -> Operating:
-    w = _resolve(f.system, sc.model, f.quant, f.tp, f.pp, f.ep, f.dp, sc.input_len,
-                 sc.output_len, 0.0, None)  # fmt: skip
+    w = resolve_workload(system=f.system, model=sc.model, quant=f.quant, tp=f.tp, pp=f.pp,
+                         ep=f.ep, dp=f.dp, input_len=sc.input_len, output_len=sc.output_len)
     slo = 1.0 / sc.tokens_per_s_per_user if sc.tokens_per_s_per_user else None
     try:
         b = batch or max_batch(w, tpot_slo_s=slo)

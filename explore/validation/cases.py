@@ -20,9 +20,11 @@ from arch.base import ConfigError
 from arch.chip import PRECISION_BITS, System
 from arch.efficiency import efficiency_for
 from arch.presets import load_chip
+from explore.api.predict import predict
 from kernels import layout as L
 from kernels.cost import collective_time
 from kernels.pack import pack_design, resolve_precision
+from sim.evaluate import average_power_w, resolve_workload
 from sim.step import analytic_step
 from workloads.ops import OpKind, precision_code, single_op
 
@@ -392,8 +394,6 @@ def _predict_case(
     assumption: str = "",
     pp: int = 1,
 ) -> Case:
-    from explore.api.predict import predict
-
     fam = load_chip(chip).family
     quant = _quant(row["precision"])
     inp, out = _int(row["input_len"]) or 0, _int(row["output_len"]) or 0
@@ -481,13 +481,18 @@ def _e2e_case(row, chip: str, model: str) -> Case | str:
 
 def _decode_step(row, chip: str, model: str, ov: Overrides):
     """(workload, StepTiming) of one decode step at the row's batch and context."""
-    from explore.api.predict import _resolve
-
-    tp, batch, ctx = _tp(row), int(row["batch_or_concurrency"]), _int(row["input_len"]) or 3072
-    fam = load_chip(chip).family
-    w = _resolve(f"{chip}:{tp}", model, _quant(row["precision"]), tp, 1, 1, 1, 1, 1, 0.0,
-                 ov.get(fam))  # fmt: skip
+    batch, ctx = int(row["batch_or_concurrency"]), _int(row["input_len"]) or 3072
+    w = _workload(row, chip, model, ov, input_len=1)
     return w, w.decode(batch, ctx, w.plan(batch))
+
+
+def _workload(row, chip: str, model: str, ov: Overrides, *, input_len: int):
+    """The row's chip x TP running ``model`` (one decode token), the family's overrides applied."""
+    tp = _tp(row)
+    fam = load_chip(chip).family
+    return resolve_workload(system=f"{chip}:{tp}", model=model, quant=_quant(row["precision"]),
+                            tp=tp, input_len=input_len, output_len=1,
+                            efficiency_overrides=ov.get(fam))  # fmt: skip
 
 
 def _decode_case(row, chip: str, model: str) -> Case | str:
@@ -499,8 +504,8 @@ def _decode_case(row, chip: str, model: str) -> Case | str:
         if not power:
             return step.total_s * 1e3
         c = w.system.chip
-        floor = max(c.idle_w, w.eff.value("active_power_fraction") * c.tdp_w)
-        return min(floor + step.energy_j / w.par.chips_per_replica / step.total_s, c.tdp_w)
+        return float(average_power_w(step.energy_j, step.total_s, chips=w.par.chips_per_replica,
+                                     floor_w=w.floor_w(), tdp_w=c.tdp_w))  # fmt: skip
 
     what = f"{model} decode step b{row['batch_or_concurrency']} ctx {row['input_len']}"
     return _case(row, chip, fam, "end_to_end", pred, what + (" board power" if power else ""))
@@ -517,14 +522,10 @@ def _layer_case(row, chip: str, model: str) -> Case | str:
             w, step = _decode_step(row, chip, model, ov)
             g = w.graph("decode", int(row["batch_or_concurrency"]), 1, ctx)
         else:
-            from explore.api.predict import _resolve
-
-            tp = _tp(row)
-            w = _resolve(f"{chip}:{tp}", model, _quant(row["precision"]), tp, 1, 1, 1, inp, 1,
-                         0.0, ov.get(fam))  # fmt: skip
+            w = _workload(row, chip, model, ov, input_len=inp)
             batch = int(row["batch_or_concurrency"])
             g = w.graph("prefill", batch, inp, 0)
-            step = analytic_step(g, w.system, w.eff, w.plan(batch))
+            step = w.prefill(batch, w.plan(batch))
         in_layers = g.layer >= 0
         total = float((step.per_op[in_layers, L.T_TOTAL] * g.count[in_layers]).sum())
         if isolated:  # a sum of per-op timings, each op timed alone
@@ -539,10 +540,9 @@ def _layer_case(row, chip: str, model: str) -> Case | str:
 
 
 def _smallest_pp(model: str, chip: str, quant: str, *, tp: int) -> int:
-    from explore.api.predict import _resolve
-
     for pp in range(1, 257):
-        w = _resolve(f"{chip}:{tp * pp}", model, quant, tp, pp, 1, 1, 1000, 200, 0.0, None)
+        w = resolve_workload(system=f"{chip}:{tp * pp}", model=model, quant=quant, tp=tp, pp=pp,
+                             input_len=1000, output_len=200)  # fmt: skip
         if w.plan(1).fits:
             return pp
     raise ConfigError(f"{model} does not fit on up to {tp * 256} {chip} chips")

@@ -51,11 +51,12 @@ def test_not_fitting_has_no_latency():
 
 
 def test_max_batch_fits_and_next_does_not():
-    from explore.api.predict import _resolve
+    from sim.evaluate import resolve_workload
 
     r = predict("h100-sxm:8", "llama-3.1-70b", "fp8", tp=8, batch="max", **ARGS)
     assert r.fits
-    w = _resolve("h100-sxm:8", "llama-3.1-70b", "fp8", 8, 1, 1, 1, 512, 64, 0.0, None)
+    w = resolve_workload(system="h100-sxm:8", model="llama-3.1-70b", quant="fp8", tp=8,
+                         input_len=512, output_len=64)
     assert not w.plan(r.batch + 1).fits or r.batch == 1 << 16
 
 

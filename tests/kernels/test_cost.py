@@ -50,7 +50,7 @@ def test_tiny_decode_memory_bound_step(tiny_model, tiny_system):
     KV cache (tests/workloads/test_graph.py) = 183,296 B / 1e10 B/s = 18.3296 us. The matrix work,
     185,856 FLOPs at 1 TFLOP/s = 0.186 us, hides under the memory time (hard roofline)."""
     g = _tiny_decode(tiny_model)
-    p = pack_ops(g, tiny_system.chip)
+    p = pack_ops(g)
     d = _ideal_design(tiny_system, BW_ACT=1e30, VPEAK=1e30)
     total = stage_totals(*p.args, p.count, p.stage, p.n_stages, d[None, :])[0, 0, L.T_TOTAL]
     assert total == pytest.approx(18.3296e-6, rel=1e-9)
@@ -59,7 +59,7 @@ def test_tiny_decode_memory_bound_step(tiny_model, tiny_system):
 def test_tiny_decode_compute_only(tiny_model, tiny_system):
     """With memory made free the same step is 185,856 FLOPs / 1e12 FLOP/s = 185.856 ns."""
     g = _tiny_decode(tiny_model)
-    p = pack_ops(g, tiny_system.chip)
+    p = pack_ops(g)
     d = _ideal_design(tiny_system, BW_ACT=1e30, BW_WEIGHTS=1e30, BW_KV=1e30, VPEAK=1e30)
     total = stage_totals(*p.args, p.count, p.stage, p.n_stages, d[None, :])[0, 0, L.T_TOTAL]
     assert total == pytest.approx(185.856e-9, rel=1e-9)
@@ -101,7 +101,7 @@ def test_precision_fallback():
 
 def test_stage_totals_equal_sum_of_op_costs(tiny_model, tiny_system):
     g = _tiny_decode(tiny_model)
-    p = pack_ops(g, tiny_system.chip)
+    p = pack_ops(g)
     d = pack_design(tiny_system, efficiency_for("test-family"))
     per_op = op_costs(*p.args, d)
     totals = stage_totals(*p.args, p.count, p.stage, p.n_stages, np.stack([d, d]))
@@ -127,7 +127,7 @@ def test_more_bandwidth_or_flops_never_slower(tiny_model, tiny_system, scale, co
     from arch.chip import System
 
     sys2 = System(chip=tiny_system.chip, count=2)
-    p = pack_ops(g, sys2.chip)
+    p = pack_ops(g)
     base = pack_design(sys2, efficiency_for("test-family"))
     faster = base.copy()
     if col == "PEAK0":

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from explore.api.predict import _resolve
+from sim.evaluate import resolve_workload
 from sim.step import analytic_step
 from sim.step_sim import exposed_times, time_step, to_chrome_trace
 
@@ -18,9 +18,11 @@ CONFIGS = [  # system, model, quant, tp, pp, batch per micro-batch, phase
 
 
 def _setup(system, model, quant, tp, pp, batch, phase):
-    w = _resolve(system, model, quant, tp, pp, 1, 1, 512, 64, 0.0, None)
-    plan = w.plan(batch * pp)
-    g = w.graph(phase, batch, 1 if phase == "decode" else 512, 512 if phase == "decode" else 0)
+    w = resolve_workload(system=system, model=model, quant=quant, tp=tp, pp=pp, input_len=512,
+                         output_len=64)
+    plan = w.plan(batch * pp)  # a step of pp micro-batches of `batch` sequences
+    seq, ctx = (1, 512) if phase == "decode" else (512, 0)
+    g = w.graph(phase, batch * pp, seq, ctx)
     return w, plan, g
 
 

@@ -1,0 +1,395 @@
+"""The one evaluation path: system x model x quantization x parallelism x lengths x batch ->
+prefill and decode timing, energy and power, for one design or many at once.
+
+Every front door costs through here: ``predict`` and ``--batch max``, the serving step model,
+``sweep`` (many chip designs per call), the search objectives, the TCO fleets and the validation
+cases. One design is a batch of one: :func:`evaluate` packs the system into one design row and
+calls :func:`cost_run`, the function ``sweep`` calls with thousands of rows.
+
+The rules, each written once (here, or in the one place named):
+
+* **micro-batching** (:meth:`Workload.shape`): decode pipelines ``min(pp, batch)`` micro-batches
+  of ``ceil(batch / pp)`` sequences through the ``pp`` stages; prefill runs the batch as one pass;
+* **layer-to-stage split**: :meth:`workloads.parallel.Parallelism.stage_of`;
+* **precision resolution**: :func:`arch.chip.resolved_precisions`, in the design rows;
+* **weight placement**: :func:`workloads.capacity.place_weights`;
+* **step time and step energy** under pipelining: :mod:`sim.step`;
+* **TPOT**: the mean decode step over the contexts the decode steps see (``input_len + 1`` to
+  ``input_len + output_len - 1``: the first decode step attends over the prompt and the first
+  token), by Simpson's rule (exact for the parts of the cost linear in context);
+  ``e2e = TTFT + (output_len - 1) x TPOT``;
+* **power floor** (:func:`power_floor_w`): a working chip draws at least
+  ``max(idle_w, active_power_fraction x TDP)``; **average power** (:func:`average_power_w`):
+  that floor plus dynamic energy over time, capped at TDP; idle chips draw ``idle_w``.
+
+Activation memory is the peak of one prefill *chunk*: engines prefill at most a token budget at a
+time (``prefill_chunk_tokens``, default 8,192 — an assumption in the range of common engine
+defaults, e.g. TensorRT-LLM's max_num_tokens), so activations do not grow with the whole batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from arch.base import ConfigError
+from arch.chip import Chip, System
+from arch.efficiency import FamilyEfficiency, efficiency_for
+from arch.presets import parse_system
+from kernels import layout as L
+from kernels.cost import stage_totals
+from kernels.pack import pack_design, pack_ops, resolve_precision
+from sim.step import StepTiming, analytic_step, pipeline_seconds, step_energy
+from workloads.capacity import MemoryPlan, plan_memory
+from workloads.graph import build_graph
+from workloads.model import ModelSpec
+from workloads.ops import OpGraph
+from workloads.parallel import Parallelism
+from workloads.presets import load_model
+from workloads.quant import QuantSpec, get_quant
+
+__all__ = [
+    "VERSION",
+    "Result",
+    "RunCost",
+    "Workload",
+    "average_power_w",
+    "cost_run",
+    "evaluate",
+    "power_floor_w",
+    "resolve_workload",
+    "step_costs",
+]
+
+VERSION = "0.1.0"
+Phase = Literal["prefill", "decode"]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Everything that defines one prediction, resolved to objects (``par`` per system; the
+    step methods cost one replica)."""
+
+    system: System
+    model: ModelSpec
+    quant: QuantSpec
+    par: Parallelism
+    input_len: int
+    output_len: int
+    eff: FamilyEfficiency
+    routing_skew: float = 0.0
+    prefill_chunk_tokens: int = 8192
+
+    def shape(self, phase: Phase, batch: int) -> tuple[int, int]:
+        """(sequences per micro-batch, micro-batches) of one step of ``batch`` sequences."""
+        if phase == "decode":
+            return math.ceil(batch / self.par.pp), min(self.par.pp, batch)
+        return batch, 1
+
+    def graph(self, phase: Phase, batch: int, seq: int, context: int) -> OpGraph:
+        """One micro-batch's ops, all stages, for a step of ``batch`` sequences."""
+        return build_graph(
+            self.model,
+            phase=phase,
+            batch=self.shape(phase, batch)[0],
+            seq_len=seq,
+            context_len=context,
+            parallelism=self.par,
+            quant=self.quant,
+            routing_skew=self.routing_skew,
+        )
+
+    def plan(self, batch: int) -> MemoryPlan:
+        prefill = self.graph("prefill", batch, self.input_len, 0)
+        tokens = batch * self.input_len
+        act = float(prefill.act_bytes.max()) * min(1.0, self.prefill_chunk_tokens / tokens)
+        return plan_memory(
+            self.model,
+            self.par,
+            self.quant,
+            self.system.chip,
+            batch=batch,
+            context_len=self.input_len + self.output_len,
+            activation_bytes=act,
+            reserve_fraction=self.eff.value("memory_reserve_fraction"),
+        )
+
+    def step(
+        self, phase: Phase, batch: int, *, seq: int, context: int, plan: MemoryPlan | None
+    ) -> StepTiming:
+        """One step of ``batch`` sequences on this system, with its per-op costs."""
+        g = self.graph(phase, batch, seq, context)
+        return analytic_step(
+            g, self.system, self.eff, plan, microbatches=self.shape(phase, batch)[1]
+        )
+
+    def prefill(self, batch: int, plan: MemoryPlan | None) -> StepTiming:
+        return self.step("prefill", batch, seq=self.input_len, context=0, plan=plan)
+
+    def decode(
+        self, batch: int, context: int, plan: MemoryPlan | None, seq: int = 1
+    ) -> StepTiming:
+        return self.step("decode", batch, seq=seq, context=context, plan=plan)
+
+    @property
+    def decode_contexts(self) -> tuple[int, int, int]:
+        """(first, middle, last) context of the decode steps (Simpson's nodes)."""
+        c0 = self.input_len + 1
+        c1 = max(self.input_len + self.output_len - 1, c0)
+        return c0, (c0 + c1) // 2, c1
+
+    def floor_w(self, chip: Chip | None = None) -> float:
+        c = chip or self.system.chip
+        return float(power_floor_w(c.idle_w, c.tdp_w, self.eff))
+
+
+def resolve_workload(
+    *,
+    system: str | System,
+    model: str | ModelSpec,
+    quant: str | QuantSpec = "bf16",
+    tp: int = 1,
+    pp: int = 1,
+    ep: int = 1,
+    dp: int = 1,
+    input_len: int,
+    output_len: int,
+    routing_skew: float = 0.0,
+    efficiency_overrides: dict[str, float] | None = None,
+    eff: FamilyEfficiency | None = None,
+) -> Workload:
+    """Presets and names to objects, checked: lengths, context, parallelism against the system.
+    ``eff`` (a resolved efficiency) replaces the chip family's calibrated one."""
+    system = parse_system(system) if isinstance(system, str) else system
+    model = load_model(model) if isinstance(model, str) else model
+    quant = get_quant(quant) if isinstance(quant, str) else quant
+    if input_len < 1 or output_len < 1:
+        raise ConfigError("--input-len and --output-len must be >= 1")
+    if input_len + output_len - 1 > model.max_context:  # the last token is never cached
+        raise ConfigError(
+            f"input+output = {input_len + output_len} tokens exceeds {model.name}'s "
+            f"context of {model.max_context}; shorten --input-len/--output-len"
+        )
+    par = Parallelism(tp=tp, pp=pp, ep=ep, dp=dp)
+    par.validate_for(model, system.count)
+    return Workload(
+        system=system,
+        model=model,
+        quant=quant,
+        par=par,
+        input_len=input_len,
+        output_len=output_len,
+        eff=eff or efficiency_for(system.chip.family, overrides=efficiency_overrides),
+        routing_skew=routing_skew,
+    )
+
+
+# --------------------------------------------------------------------------- power rules
+
+
+def power_floor_w(idle_w, tdp_w, eff: FamilyEfficiency):
+    """Least power of a chip while its replica works (scalar or per design)."""
+    return np.maximum(idle_w, eff.value("active_power_fraction") * np.asarray(tdp_w))
+
+
+def average_power_w(dynamic_j, seconds, *, chips: int, floor_w, tdp_w):
+    """Mean power per chip over ``seconds`` of work: the floor plus the dynamic energy, <= TDP."""
+    return np.minimum(floor_w + dynamic_j / (chips * seconds), tdp_w)
+
+
+# --------------------------------------------------------------------------- many designs
+
+
+def step_costs(
+    w: Workload, phase: Phase, batch: int, *, seq: int, context: int, designs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(seconds, dynamic joules) of one step on each design row ``designs[n, N_DESIGN]``."""
+    g = w.graph(phase, batch, seq, context)
+    micro = w.shape(phase, batch)[1]
+    p = pack_ops(g)
+    out = stage_totals(*p.args, p.count, p.stage, p.n_stages, designs)
+    seconds = pipeline_seconds(out[:, :, L.T_TOTAL], micro)
+    return seconds, step_energy(out[:, :, L.ENERGY].sum(axis=1), g, micro)
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """One static batch on each of ``n`` designs (arrays of length n): latencies, throughput of
+    the whole system, and power and energy per output token including the power floor."""
+
+    ttft_s: np.ndarray
+    tpot_s: np.ndarray
+    e2e_s: np.ndarray
+    tokens_per_s: np.ndarray
+    tokens_per_s_per_chip: np.ndarray
+    power_w: np.ndarray
+    energy_j_per_token: np.ndarray
+
+
+def cost_run(w: Workload, batch: int, designs: np.ndarray) -> RunCost:
+    """Prefill then decode of ``batch`` sequences per replica on every design row."""
+    ttft, e_pre = step_costs(w, "prefill", batch, seq=w.input_len, context=0, designs=designs)
+    dec = [step_costs(w, "decode", batch, seq=1, context=c, designs=designs)
+           for c in w.decode_contexts]  # fmt: skip
+    tpot = (dec[0][0] + 4 * dec[1][0] + dec[2][0]) / 6
+    e_dec = (dec[0][1] + 4 * dec[1][1] + dec[2][1]) / 6
+    e2e = ttft + (w.output_len - 1) * tpot
+    chips = w.par.chips_per_replica
+    floor = power_floor_w(designs[:, L.IDLE_W], designs[:, L.TDP_W], w.eff)
+    dynamic = e_pre + (w.output_len - 1) * e_dec
+    tokens = batch * w.output_len
+    per_replica = tokens / e2e
+    return RunCost(
+        ttft_s=ttft,
+        tpot_s=tpot,
+        e2e_s=e2e,
+        tokens_per_s=per_replica * w.par.dp,
+        tokens_per_s_per_chip=per_replica / chips,
+        power_w=average_power_w(
+            dynamic, e2e, chips=chips, floor_w=floor, tdp_w=designs[:, L.TDP_W]
+        ),
+        energy_j_per_token=(dynamic + chips * floor * e2e) / tokens,
+    )
+
+
+# --------------------------------------------------------------------------- one design
+
+
+@dataclass(frozen=True)
+class Result:
+    """Outcome of :func:`evaluate`. Timings are None when the design does not fit."""
+
+    batch: int
+    fits: bool
+    memory: MemoryPlan
+    ttft_s: float | None = None
+    tpot_s: float | None = None
+    e2e_s: float | None = None
+    output_tokens_per_s: float | None = None
+    output_tokens_per_s_per_chip: float | None = None
+    power_w: float | None = None
+    energy_j_per_token: float | None = None
+    bound: dict[str, str] = field(default_factory=dict)
+    bound_shares: dict[str, dict[str, float]] = field(default_factory=dict)
+    efficiency: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
+    prefill_step: StepTiming | None = field(default=None, repr=False)
+    decode_step: StepTiming | None = field(default=None, repr=False)
+    run: RunCost | None = field(default=None, repr=False)  # the same numbers as length-1 arrays
+
+    @property
+    def tokens_per_s_per_user(self) -> float | None:
+        return 1.0 / self.tpot_s if self.tpot_s else None
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.memory
+        return {
+            "ttft_s": self.ttft_s,
+            "tpot_s": self.tpot_s,
+            "tokens_per_s_per_user": self.tokens_per_s_per_user,
+            "output_tokens_per_s": self.output_tokens_per_s,
+            "output_tokens_per_s_per_chip": self.output_tokens_per_s_per_chip,
+            "e2e_s": self.e2e_s,
+            "batch": self.batch,
+            "fits": self.fits,
+            "fit_reason": m.reason,
+            "min_chips": m.min_chips or None,
+            "memory_per_chip_bytes": {
+                "weights": m.weights,
+                "kv_cache": m.kv_cache,
+                "activations": m.activations,
+                "reserve": m.reserve,
+                "capacity": m.capacity,
+            },
+            "weights_in": m.weights_level,
+            "bound": self.bound,
+            "bound_shares": self.bound_shares,
+            "power_w": self.power_w,
+            "energy_j_per_token": self.energy_j_per_token,
+            "efficiency": self.efficiency,
+            "notes": list(self.notes),
+            "config": self.config,
+            "version": VERSION,
+        }
+
+
+def evaluate(w: Workload, batch: int) -> Result:
+    """Cost ``batch`` sequences per replica on the workload's system (:func:`cost_run` on its one
+    design row), with the prefill and mid-context decode steps' per-op costs for the report."""
+    plan = w.plan(batch)
+    common = {
+        "batch": batch,
+        "memory": plan,
+        "config": _config(w, batch),
+        "efficiency": {
+            "family": w.eff.family,
+            "calibrated": w.eff.calibrated,
+            **w.eff.provenance(),
+        },
+        "notes": tuple(_notes(w, plan)),
+    }
+    if not plan.fits:
+        return Result(fits=False, **common)
+    run = cost_run(w, batch, pack_design(w.system, w.eff, plan)[None, :])
+    pre, mid = w.prefill(batch, plan), w.decode(batch, w.decode_contexts[1], plan)
+    return Result(
+        fits=True,
+        ttft_s=float(run.ttft_s[0]),
+        tpot_s=float(run.tpot_s[0]),
+        e2e_s=float(run.e2e_s[0]),
+        output_tokens_per_s=float(run.tokens_per_s[0]),
+        output_tokens_per_s_per_chip=float(run.tokens_per_s_per_chip[0]),
+        power_w=float(run.power_w[0]),
+        energy_j_per_token=float(run.energy_j_per_token[0]),
+        bound={"prefill": pre.bound, "decode": mid.bound},
+        bound_shares={"prefill": pre.shares, "decode": mid.shares},
+        prefill_step=pre,
+        decode_step=mid,
+        run=run,
+        **common,
+    )
+
+
+def _config(w: Workload, batch: int) -> dict[str, Any]:
+    return {
+        "system": w.system.name,
+        "model": w.model.name,
+        "quant": w.quant.model_dump(),
+        "parallelism": w.par.model_dump(),
+        "input_len": w.input_len,
+        "output_len": w.output_len,
+        "batch_per_replica": batch,
+        "gemm_precision": resolve_precision(w.system.chip, w.quant.gemm_precision),
+    }
+
+
+def _notes(w: Workload, plan: MemoryPlan) -> list[str]:
+    notes = []
+    chip = w.system.chip
+    want = w.quant.gemm_precision
+    got = resolve_precision(chip, want)
+    if got != want:
+        notes.append(
+            f"{chip.name} has no {want} matrix support: GEMMs run at {got} "
+            f"(weights stay {w.quant.weights} in memory)"
+        )
+    if not w.eff.calibrated:
+        notes.append(
+            f"EXTRAPOLATED: no measured data calibrates the {chip.family} family; "
+            "efficiency factors are priors"
+        )
+    else:
+        priors = [f for f, v in w.eff.provenance().items() if v["source"] != "fitted"]
+        if priors:
+            notes.append(f"{chip.family}: not fitted, priors used for {', '.join(priors)}")
+    if got in ("fp4", "fp6"):
+        notes.append("EXTRAPOLATED: no 4/6-bit GEMM measurements; gemm_8bit efficiency applied")
+    if plan.reason and plan.fits:
+        notes.append(plan.reason)
+    if w.par.pp > 1:
+        notes.append(f"decode pipelines {w.par.pp} micro-batches of ceil(batch/{w.par.pp})")
+    return notes
