@@ -40,8 +40,9 @@ OUT_METRICS = ("fits", "ttft_s", "tpot_s", "tokens_per_s_per_user", "tokens_per_
                "tokens_per_s_per_chip", "power_w", "tokens_per_s_per_w", "area_mm2", "tdp_w",
                "chip_cost_usd", "usd_per_m_output_tokens", "package_ok")  # fmt: skip
 # metrics that exist only where the point fits (NaN elsewhere)
-_PERFORMANCE = ("ttft_s", "tpot_s", "tokens_per_s_per_user", "tokens_per_s", "tokens_per_s_per_chip",
-                "tokens_per_s_per_w", "usd_per_m_output_tokens")  # fmt: skip
+_PERFORMANCE = ("ttft_s", "tpot_s", "tokens_per_s_per_user", "tokens_per_s",
+                "tokens_per_s_per_chip", "tokens_per_s_per_w",
+                "usd_per_m_output_tokens")  # fmt: skip
 
 
 class SweepResult:
