@@ -8,6 +8,7 @@ import csv
 import json
 from pathlib import Path
 
+from arch.base import ConfigError
 from explore.validation.validate import RowResult, metric_class, summarize, validate
 
 __all__ = ["add_parser", "run_calibrate", "run_physical", "run_validate"]
@@ -15,15 +16,38 @@ __all__ = ["add_parser", "run_calibrate", "run_physical", "run_validate"]
 
 def add_parser(sub) -> None:
     va = sub.add_parser("validate", help="predicted vs measured for the validation rows")
-    va.add_argument("--measurements", type=Path, help="measurements.csv (default: shared/)")
+    _measurement_flags(va)
     va.add_argument("--json", action="store_true")
     va.add_argument("--csv", type=Path, help="write per-row results here")
     ph = sub.add_parser("physical", help="area/power/cost model vs published die areas and TDPs")
     ph.add_argument("--fit", action="store_true", help="refit and rewrite physical_fitted.toml")
     ph.add_argument("--json", action="store_true")
-    ca = sub.add_parser("calibrate", help="refit efficiency factors on microbenchmark rows")
-    ca.add_argument("--measurements", type=Path)
-    ca.add_argument("--out", type=Path, help="fitted TOML (default: the preset fitted.toml)")
+    ca = sub.add_parser(
+        "calibrate",
+        help="refit efficiency factors on microbenchmark rows (writes nothing if none changed)",
+    )
+    _measurement_flags(ca)
+    ca.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="write the fitted TOML here (default: arch/presets/efficiency/fitted.toml)",
+    )
+
+
+def _measurement_flags(p) -> None:
+    p.add_argument(
+        "--measurements",
+        type=Path,
+        metavar="FILE",
+        help="a measurements CSV (the columns of explore/validation/data/measurements.csv); "
+        "its rows join the shipped ones (default: the shipped rows alone)",
+    )
+    p.add_argument(
+        "--only-measurements",
+        action="store_true",
+        help="use the --measurements rows alone, not the shipped ones",
+    )
 
 
 def run_physical(args: argparse.Namespace) -> int:
@@ -35,15 +59,15 @@ def run_physical(args: argparse.Namespace) -> int:
 def run_calibrate(args: argparse.Namespace) -> int:
     from explore.validation.calibrate import run_calibrate as calibrate
 
-    return calibrate(args.measurements, args.out)
+    return calibrate(args.measurements, args.out, only=args.only_measurements)
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    return _validate(args.measurements, as_json=args.json, csv_path=args.csv)
+    results, skipped = validate(args.measurements, only=args.only_measurements)
+    return _report(results, skipped, as_json=args.json, csv_path=args.csv)
 
 
-def _validate(measurements: Path | None, *, as_json: bool, csv_path: Path | None) -> int:
-    results, skipped = validate(measurements)
+def _report(results, skipped, *, as_json: bool, csv_path: Path | None) -> int:
     by_class = summarize(results, metric_class)
     by_family = summarize(results, lambda c: f"{c.cls}/{c.family}")
     by_metric = summarize(results, lambda c: c.metric)
@@ -83,25 +107,21 @@ def _validate(measurements: Path | None, *, as_json: bool, csv_path: Path | None
     return 0
 
 
+_CSV_COLUMNS = ["id", "family", "class", "metric", "measured", "predicted", "pct_error"]
+
+
 def _write_csv(results: list[RowResult], path: Path) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(
-            ["id", "family", "class", "metric", "measured", "predicted", "pct_error", "describe"]
-        )
-        for r in results:
-            w.writerow(
-                [
-                    r.case.id,
-                    r.case.family,
-                    r.case.cls,
-                    r.case.metric,
-                    r.case.measured,
-                    r.predicted,
-                    r.pct_error,
-                    r.case.describe,
-                ]
-            )
+    """Per-row results as CSV; a path that cannot be written is a one-line ConfigError."""
+    try:
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow([*_CSV_COLUMNS, "describe"])
+            for r in results:
+                c = r.case
+                row = (c.id, c.family, c.cls, c.metric, c.measured, r.predicted, r.pct_error)
+                w.writerow([*row, c.describe])
+    except OSError as exc:
+        raise ConfigError(f"--csv {path}: cannot write it ({exc.strerror})") from None
 
 
 def _print(results, skipped, by_class, by_family, by_metric) -> None:

@@ -7,6 +7,12 @@ own rows inform; fractions of a peak are bounded to (0.05, 1]. A weak log-normal
 ``PRIOR_WEIGHT``) keeps a factor its rows cannot pin down near its prior instead of letting it
 drift. Layer- and end-to-end rows are never fitted on: they are the validation.
 
+The fit reads priors only, never the stored ``fitted.toml``: every factor of a family is passed
+as an override, resolved as ``arch.efficiency`` would resolve it from priors plus the file being
+produced. The result depends on the rows and priors alone, so a rerun on the same rows gives the
+same file (and ``calibrate`` writes nothing), and ``--out`` does not read the preset it leaves
+alone.
+
 Families without rows get, as a ``derived`` default, the median of the fitted families for the
 fractions of peak; fixed costs (kernel overhead, collective step latency) depend on the software
 stack and are not borrowed across families.
@@ -15,17 +21,21 @@ stack and are not borrowed across families.
 from __future__ import annotations
 
 import math
+import os
+import tomllib
 from collections import defaultdict
 from datetime import date
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import least_squares
 
+from arch.base import ConfigError, load_toml
 from arch.efficiency import EFFICIENCY_DIR, FACTORS, clear_cache, prior_for
-from explore.validation.cases import Case, build_cases, load_rows
+from explore.validation.cases import DATA, Case, build_cases, load_rows, shipped_measurements
 
-__all__ = ["fit", "informed_factors", "run_calibrate"]
+__all__ = ["calibrate", "derived_defaults", "fit", "informed_factors", "resolved", "run_calibrate"]
 
 PRIOR_WEIGHT = 0.05
 GLOBAL: tuple[str, ...] = ()  # factors shared by all families (none at present)
@@ -42,6 +52,10 @@ NOT_BORROWED = (
     "collective_step_latency_s",
     "roofline_exponent",
 )
+MAX_ROUNDS = 4  # derived cross-family defaults feed back into the fit; 2-3 rounds converge
+SAME_REL = 1e-5  # values equal to this (the file keeps 6 digits) count as unchanged
+FITTED = EFFICIENCY_DIR / "fitted.toml"
+ROOT = DATA.parents[2]  # the folder holding explore/: shipped files are named relative to it
 
 
 def informed_factors(case: Case) -> set[str]:
@@ -76,35 +90,68 @@ def _parameters(cases: list[Case]) -> list[tuple[str, str]]:
     return sorted(params)
 
 
-def _overrides(params, x) -> dict[str, dict[str, float]]:
-    glob = {f: math.exp(v) for (fam, f), v in zip(params, x, strict=True) if fam == "*"}
-    out: dict[str, dict[str, float]] = defaultdict(lambda: dict(glob))
+def _fam_values(params, x) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = defaultdict(dict)
     for (fam, f), v in zip(params, x, strict=True):
-        if fam != "*":
-            out[fam][f] = math.exp(v)
+        out[fam][f] = math.exp(v)
     return out
+
+
+@cache
+def _own_priors(family: str) -> frozenset[str]:
+    """Factors that ``family`` has its own prior for (those outrank a derived default)."""
+    return frozenset(load_toml(EFFICIENCY_DIR / "priors.toml").get(family, {}))
+
+
+def resolved(family: str, fitted: dict[str, float], derived: dict[str, float]) -> dict[str, float]:
+    """Every factor of ``family``, in ``arch.efficiency``'s order (default prior < derived default
+    < family prior < family fit), from priors, ``derived`` and ``fitted`` alone: the stored
+    ``fitted.toml`` is not read, so a fit does not depend on the previous one."""
+    prior, own = prior_for(family), _own_priors(family)
+    out = {}
+    for f in FACTORS:
+        if f in fitted:
+            out[f] = fitted[f]
+        elif f in derived and f not in own:
+            out[f] = derived[f]
+        else:
+            out[f] = prior.value(f)
+    return out
+
+
+def _overrides(params, x, derived: dict[str, float], families) -> dict[str, dict[str, float]]:
+    """{family: every factor} for ``families`` (global factors, if any, apply to all)."""
+    values = _fam_values(params, x)
+    glob = values.pop("*", {})
+    return {fam: resolved(fam, {**glob, **values.get(fam, {})}, derived) for fam in families}
 
 
 def _prior(fam: str, factor: str) -> float:
     return prior_for("__none__" if fam == "*" else fam).value(factor)
 
 
-def fit(cases: list[Case]) -> tuple[dict, list[tuple[Case, float]]]:
-    """Return ({family: {factor: (value, rows)}}, [(case, fitted prediction)])."""
+def fit(
+    cases: list[Case], derived: dict[str, float] | None = None
+) -> tuple[dict, list[tuple[Case, float]]]:
+    """Return ({family: {factor: (value, rows)}}, [(case, fitted prediction)]).
+
+    ``derived``: cross-family defaults ({factor: value}) that factors a family neither fits nor
+    has its own prior for take (``derived_defaults`` of a previous round); none: the priors."""
+    derived = derived or {}
     micro = [c for c in cases if c.cls == "microbenchmark" and informed_factors(c)]
-    params = _parameters(micro)
+    params, families = _parameters(micro), sorted({c.family for c in micro})
     x0 = np.log([_prior(fam, f) for fam, f in params])
     lo = np.log([BOUNDS.get(f, FRACTION)[0] for _, f in params])
     hi = np.log([BOUNDS.get(f, FRACTION)[1] for _, f in params])
     x0 = np.clip(x0, lo + 1e-6, hi - 1e-6)
 
     def residuals(x):
-        ov = _overrides(params, x)
+        ov = _overrides(params, x, derived, families)
         data = [math.log(c.predict(ov) / c.measured) for c in micro]
         return np.concatenate([data, PRIOR_WEIGHT * (x - x0)])
 
     sol = least_squares(residuals, x0, bounds=(lo, hi), method="trf", x_scale=1.0)
-    ov = _overrides(params, sol.x)
+    ov = _overrides(params, sol.x, derived, families)
     rows: dict[tuple[str, str], list[str]] = defaultdict(list)
     for c in micro:
         for f in informed_factors(c):
@@ -115,40 +162,17 @@ def fit(cases: list[Case]) -> tuple[dict, list[tuple[Case, float]]]:
     return dict(fitted), [(c, c.predict(ov)) for c in micro]
 
 
-def _toml_factor(value: float, source: str, rows: list[str], note: str) -> str:
-    row_list = ", ".join(f'"{r}"' for r in rows)
-    return f'{{ value = {value:.6g}, source = "{source}", rows = [{row_list}], note = "{note}" }}'
-
-
-def write_fitted(fitted: dict, path: Path, in_sample: dict[str, float]) -> None:
-    glob = fitted.get("*", {})
+def derived_defaults(fitted: dict) -> dict[str, tuple[float, list[str]]]:
+    """{factor: (median over the families that fit it, those families)} for the borrowable
+    fractions of a peak (fixed costs and the roofline exponent depend on the software stack and
+    are not borrowed; global factors are already shared)."""
     fams = sorted(k for k in fitted if k != "*")
-    lines = [
-        "# GENERATED by `xpusim calibrate` on " + date.today().isoformat() + " from "
-        "shared/validation/measurements.csv.",
-        "# Do not edit by hand; rerun the command.",
-        "# in-sample |log error| per family: "
-        + ", ".join(f"{k} {v:.3f}" for k, v in sorted(in_sample.items())),
-        "",
-    ]
-    lines.append("[default]")
-    for f, (v, rows) in glob.items():
-        lines.append(f"{f} = " + _toml_factor(v, "fitted", rows, "shared by all families"))
+    out = {}
     for f in FACTORS:
-        vals = [fitted[fam][f][0] for fam in fams if f in fitted[fam]]
-        if vals and f not in glob and f not in NOT_BORROWED:
-            src = ", ".join(fam for fam in fams if f in fitted[fam])
-            lines.append(
-                f"{f} = "
-                + _toml_factor(
-                    float(np.median(vals)), "derived", [], f"median of the fits for {src}"
-                )
-            )
-    for fam in fams:
-        lines += ["", f"[{fam}]"]
-        for f, (v, rows) in sorted(fitted[fam].items()):
-            lines.append(f"{f} = " + _toml_factor(v, "fitted", rows, "joint log least squares"))
-    path.write_text("\n".join(lines) + "\n")
+        src = [fam for fam in fams if f in fitted[fam]]
+        if src and f not in fitted.get("*", {}) and f not in NOT_BORROWED:
+            out[f] = (float(np.median([fitted[fam][f][0] for fam in src])), src)
+    return out
 
 
 def _converged(a: dict, b: dict, rel: float = 1e-3) -> bool:
@@ -159,24 +183,117 @@ def _converged(a: dict, b: dict, rel: float = 1e-3) -> bool:
     )
 
 
-def run_calibrate(measurements: Path | None, out: Path | None) -> int:
-    cases, _ = build_cases(load_rows(measurements))
-    target = out or EFFICIENCY_DIR / "fitted.toml"
+def calibrate(cases: list[Case]) -> tuple[dict, list[tuple[Case, float]]]:
+    """Fit, then refit with the derived defaults of the last fit until the factors move by less
+    than 0.1 % (at most ``MAX_ROUNDS`` fits)."""
+    derived: dict[str, float] = {}
     previous: dict = {}
-    for _ in range(4):  # derived cross-family defaults feed back into the fit: iterate
-        fitted, preds = fit(cases)
-        errs: dict[str, list[float]] = defaultdict(list)
-        for c, p in preds:
-            errs[c.family].append(abs(math.log(p / c.measured)))
-        in_sample = {k: float(np.median(v)) for k, v in errs.items()}
-        write_fitted(fitted, target, in_sample)
-        clear_cache()
+    for _ in range(MAX_ROUNDS):
+        fitted, preds = fit(cases, derived)
         if _converged(previous, fitted):
             break
         previous = fitted
-    print(
-        f"fitted {sum(len(v) for v in fitted.values())} factors on {len(preds)} rows -> {target}"
+        derived = {f: v for f, (v, _) in derived_defaults(fitted).items()}
+    return fitted, preds
+
+
+def _toml_factor(value: float, source: str, rows: list[str], note: str) -> str:
+    row_list = ", ".join(f'"{r}"' for r in rows)
+    return f'{{ value = {value:.6g}, source = "{source}", rows = [{row_list}], note = "{note}" }}'
+
+
+def render_fitted(fitted: dict, in_sample: dict[str, float], sources: list[str]) -> str:
+    """The text of ``fitted.toml``: a header naming the date and the data, then the factors."""
+    lines = [
+        f"# GENERATED by `xpusim calibrate` on {date.today().isoformat()}; do not edit by hand,"
+        " rerun the command.",
+        *(f"# fitted on {s}" for s in sources),
+        "# in-sample |log error| per family: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in sorted(in_sample.items())),
+        "",
+        "[default]",
+    ]
+    for f, (v, rows) in fitted.get("*", {}).items():
+        lines.append(f"{f} = " + _toml_factor(v, "fitted", rows, "shared by all families"))
+    for f, (v, src) in derived_defaults(fitted).items():
+        note = f"median of the fits for {', '.join(src)}"
+        lines.append(f"{f} = " + _toml_factor(v, "derived", [], note))
+    for fam in sorted(k for k in fitted if k != "*"):
+        lines += ["", f"[{fam}]"]
+        for f, (v, rows) in sorted(fitted[fam].items()):
+            lines.append(f"{f} = " + _toml_factor(v, "fitted", rows, "joint log least squares"))
+    return "\n".join(lines) + "\n"
+
+
+def _flat(tables: dict) -> dict[tuple, object]:
+    return {(t, f, k): v for t, fs in tables.items() for f, spec in fs.items()
+            for k, v in spec.items()}  # fmt: skip
+
+
+def same_factors(text: str, path: Path) -> bool:
+    """Whether ``path`` already holds the factors of ``text``: same tables, factors, sources,
+    rows and notes, values equal to ``SAME_REL``. Comments (date, data, in-sample errors) are not
+    compared: a rerun on the same day or the next one must not rewrite a tracked file."""
+    try:
+        old = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    a, b = _flat(tomllib.loads(text)), _flat(old)
+    if a.keys() != b.keys():
+        return False
+    return all(
+        math.isclose(a[k], b[k], rel_tol=SAME_REL) if k[2] == "value" else a[k] == b[k] for k in a
     )
+
+
+def _check_out(path: Path) -> None:
+    """Fail before the fit, in one line, where ``path`` cannot be written."""
+    if path.is_dir():
+        raise ConfigError(f"--out {path}: a folder; give the path of a TOML file")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--out {path}: {path.parent} is not an existing folder")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"--out {path}: not writable")
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise ConfigError(f"--out {path}: cannot write it ({exc.strerror})") from None
+
+
+def _sources(measurements: Path | None, only: bool) -> list[str]:
+    """The data a fit ran on: shipped files relative to the package root, then --measurements."""
+    shipped = [] if only else [f"{p.relative_to(ROOT)} (shipped)" for p in shipped_measurements()]
+    return shipped + ([f"{measurements} (--measurements)"] if measurements else [])
+
+
+def _in_sample(preds: list[tuple[Case, float]]) -> dict[str, float]:
+    errs: dict[str, list[float]] = defaultdict(list)
+    for c, p in preds:
+        errs[c.family].append(abs(math.log(p / c.measured)))
+    return {k: float(np.median(v)) for k, v in errs.items()}
+
+
+def run_calibrate(
+    measurements: Path | None = None, out: Path | None = None, *, only: bool = False
+) -> int:
+    """Fit on the shipped rows (+ ``measurements``; ``only``: just those) and write ``out``
+    (default: the preset ``fitted.toml``) unless it already holds the same factors."""
+    target = Path(out) if out else FITTED
+    _check_out(target)
+    cases, _ = build_cases(load_rows(measurements, only=only))
+    fitted, preds = calibrate(cases)
+    n = sum(len(v) for v in fitted.values())
+    text = render_fitted(fitted, _in_sample(preds), _sources(measurements, only))
+    if same_factors(text, target):
+        print(f"{n} factors on {len(preds)} rows unchanged: nothing written ({target})")
+        return 0
+    _write(target, text)
+    if target.resolve() == FITTED.resolve():
+        clear_cache()  # later predictions in this process use the new factors
+    print(f"fitted {n} factors on {len(preds)} rows -> {target}")
     for fam in sorted(fitted):
         vals = ", ".join(f"{f}={v:.4g}" for f, (v, _) in sorted(fitted[fam].items()))
         print(f"  {fam}: {vals}")
