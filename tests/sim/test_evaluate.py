@@ -1,0 +1,232 @@
+"""The one evaluation path: hand-calculated energy, and every front door agreeing on one point."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from arch.chip import System
+from arch.efficiency import efficiency_for
+from arch.physical import ChipDesign
+from explore.api.predict import predict
+from explore.api.serve import ServeRequest, build
+from explore.search.objectives import evaluate_point
+from explore.search.space import load_space
+from explore.search.sweep import sweep
+from explore.tco import load_scenario
+from explore.tco.fleet import operate
+from explore.validation.cases import build_cases
+from kernels import layout as L
+from kernels.pack import pack_design
+from sim.evaluate import Workload, average_power_w, cost_run, resolve_workload
+from sim.metrics import summarize
+from sim.serving import simulate_serving
+from sim.step import analytic_step
+from sim.stepmodel import AnalyticStepModel
+from sim.traffic import ClosedLoop, Fixed
+from workloads.parallel import Parallelism
+from workloads.quant import get_quant
+
+IDEAL = {"gemm_16bit": 1.0, "gemm_8bit": 1.0, "attention": 1.0, "memory": 1.0,
+         "kernel_overhead_s": 0.0, "roofline_exponent": 100.0,
+         "active_power_fraction": 0.5}  # fmt: skip
+REL = 1e-6
+
+
+def test_decode_step_energy_and_power_by_hand(tiny_model, tiny_system):
+    """Tiny model, one decode token at context 10 on the tiny chip (1 pJ/FLOP matrix and vector,
+    10 pJ/B HBM at 10 GB/s, idle 10 W, TDP 100 W), ideal efficiency, active power fraction 0.5.
+
+    The step's ops (per-op columns of the op graph, tests/workloads/test_graph.py):
+    matrix FLOPs 185,856; vector FLOPs 2 x (320 + 576 + 220 + 320 + 1,024) + 320 + 1,280 = 6,520;
+    bytes: weights 180,224 + KV 3,072 + activations 2 x 4,096 + 256 + 384 + 640 + 2,048 = 11,520,
+    194,816 B in all. Dynamic energy: (185,856 + 6,520) x 1 pJ + 194,816 x 10 pJ = 2.140536 uJ.
+    Every op is memory-bound, so the step takes 194,816 B / 10 GB/s = 19.4816 us.
+    Power floor max(10 W, 0.5 x 100 W) = 50 W; average power 50 W + 2.140536 uJ / 19.4816 us
+    = 50.10987 W (below the 100 W TDP); energy per token = 50.10987 W x 19.4816 us = 976.2205 uJ.
+    """
+    w = Workload(system=tiny_system, model=tiny_model, quant=get_quant("bf16"),
+                 par=Parallelism(), input_len=10, output_len=2,
+                 eff=efficiency_for("test-family", overrides=IDEAL))  # fmt: skip
+    step = w.decode(1, 10, w.plan(1))
+    assert step.energy_j == pytest.approx(2.140536e-6, rel=1e-9)
+    assert step.total_s == pytest.approx(19.4816e-6, rel=1e-9)
+    power = average_power_w(step.energy_j, step.total_s, chips=1, floor_w=w.floor_w(),
+                            tdp_w=100.0)  # fmt: skip
+    assert power == pytest.approx(50.0 + 2.140536e-6 / 19.4816e-6, rel=1e-9)
+    assert power * step.total_s == pytest.approx(976.2205e-6, rel=1e-6)
+
+
+def test_decode_step_energy_counts_every_micro_batch():
+    """A PP4 decode step of 8 sequences runs 4 micro-batches of 2 through the 4 stages: its
+    energy is 4x that of one micro-batch's graph, in the analytic step and in the serving step
+    model alike (the serving step model once dropped this factor)."""
+    w = resolve_workload(system="h100-sxm:8", model="llama-3.1-70b", quant="fp8", tp=2, pp=4,
+                         input_len=1024, output_len=64)  # fmt: skip
+    plan = w.plan(8)
+    assert w.shape("decode", 8) == (2, 4)
+    whole = w.decode(8, 1100, plan)
+    one_micro = analytic_step(w.graph("decode", 8, 1, 1100), w.system, w.eff, plan)
+    assert whole.energy_j == pytest.approx(4 * one_micro.energy_j, rel=1e-12)
+    served = AnalyticStepModel(w, plan, exact=True).decode(8, 1100)
+    assert served.energy_j == pytest.approx(whole.energy_j, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- one point, six doors
+
+CONFIGS = {  # name: (model, quant, tp, pp, ep, dp) on h100-sxm:8, batch 8 per replica
+    "pp1": ("llama-3.1-70b", "fp8", 8, 1, 1, 1),
+    "pp2": ("llama-3.1-70b", "fp8", 4, 2, 1, 1),
+    "pp4": ("llama-3.1-70b", "fp8", 2, 4, 1, 1),
+    "moe-ep": ("mixtral-8x7b", "bf16", 1, 1, 8, 8),
+}
+INPUT, OUTPUT, BATCH = 1024, 64, 8
+
+
+def _predict(cfg, **kw):
+    model, quant, tp, pp, ep, dp = cfg
+    return predict("h100-sxm:8", model, quant, tp=tp, pp=pp, ep=ep, dp=dp, batch=BATCH,
+                   input_len=INPUT, output_len=OUTPUT, **kw)  # fmt: skip
+
+
+def _four(ttft, tpot, tokens_per_s, j_per_token):
+    return np.array([ttft, tpot, tokens_per_s, j_per_token])
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_search_objective_and_tco_fleet_equal_predict(name, tmp_path):
+    cfg = CONFIGS[name]
+    r = _predict(cfg)
+    want = _four(r.ttft_s, r.tpot_s, r.output_tokens_per_s, r.energy_j_per_token)
+    model, quant, tp, pp, ep, _ = cfg
+    base = {
+        "model": model,
+        "chip": "h100-sxm",
+        "quant": quant,
+        "input_len": INPUT,
+        "output_len": OUTPUT,
+        "chips": 8,
+        "tp": tp,
+        "pp": pp,
+        "ep": ep,
+        "batch": BATCH,
+    }
+    m = evaluate_point(base, {}).metrics
+    got = _four(m["ttft_s"], m["tpot_s"], m["tokens_per_s"], m["joules_per_token"])
+    np.testing.assert_allclose(got, want, rtol=REL)
+    path = tmp_path / "tco.toml"
+    path.write_text(
+        f'[scenario]\nmodel = "{model}"\ninput_len = {INPUT}\noutput_len = {OUTPUT}\n'
+        "load_output_tokens_per_s = 1000\n"
+        f'[[fleet]]\nname = "f"\nsystem = "h100-sxm:8"\nquant = "{quant}"\ntp = {tp}\n'
+        f"pp = {pp}\nep = {ep}\ndp = {cfg[5]}\nprice_usd = 25000\n"
+    )
+    sc = load_scenario(path)
+    op = operate(sc, sc.fleets[0], batch=BATCH)
+    got = [op.ttft_s, op.tpot_s, op.replica_tokens_per_s * cfg[5], op.busy_w]
+    np.testing.assert_allclose(got, [r.ttft_s, r.tpot_s, r.output_tokens_per_s, r.power_w],
+                               rtol=REL)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_serving_step_model_equals_predict(name):
+    """Closed loop, static batching, one batch per replica, steps costed exactly (no memo grid).
+    Serve sums its decode steps one by one; predict takes Simpson's mean over the same contexts.
+    With a hard roofline (exponent 100) every context-dependent op (decode attention) stays on
+    the memory side, so the decode step is affine in context and Simpson's rule over an even
+    number of tokens is exact: the two must agree to rounding. Any other difference is a rule
+    written twice (micro-batching, step energy, power floor, prefill)."""
+    cfg = CONFIGS[name]
+    hard = {"roofline_exponent": 100.0}
+    r = _predict(cfg, efficiency_overrides=hard)
+    model, quant, tp, pp, ep, dp = cfg
+    req = ServeRequest(system="h100-sxm:8", model=model, quant=quant, tp=tp, pp=pp, ep=ep, dp=dp,
+                       input_len=Fixed(INPUT), output_len=Fixed(OUTPUT),
+                       arrivals=ClosedLoop(BATCH * dp), requests=BATCH * dp,
+                       scheduler="static", max_batch=BATCH)  # fmt: skip
+    cfg_serve, sm = build(req)
+    w = replace(sm.w, eff=efficiency_for(sm.w.system.chip.family, overrides=hard))
+    exact = AnalyticStepModel(w, w.plan(BATCH), exact=True)
+    s = summarize(simulate_serving(cfg_serve, exact.step))
+    got = _four(s["ttft_s"]["mean"], s["tpot_s"]["mean"], s["output_tokens_per_s"],
+                s["energy_j_per_token"])  # fmt: skip
+    want = _four(r.ttft_s, r.tpot_s, r.output_tokens_per_s, r.energy_j_per_token)
+    np.testing.assert_allclose(got, want, rtol=REL)
+
+
+@pytest.mark.parametrize("metric", ["e2e_latency_s", "throughput_output_tokens_per_s",
+                                    "accelerator_power_w_avg"])  # fmt: skip
+def test_validation_case_equals_predict(metric):
+    """A validation row (TP8 on 8 H100, the row format of data/measurements.csv) predicts
+    through the same path: its value is predict's."""
+    row = {"id": "T1", "hardware": "H100 SXM", "model": "Llama-3.1-70B", "precision": "FP8",
+           "metric": metric, "value": "1", "unit": "", "workload": "static batch",
+           "input_len": str(INPUT), "output_len": str(OUTPUT),
+           "batch_or_concurrency": str(BATCH), "n_chips": "8", "parallelism": "TP8"}  # fmt: skip
+    (case,), skipped = build_cases([row])
+    assert not skipped
+    r = _predict(CONFIGS["pp1"])
+    want = {"e2e_latency_s": r.e2e_s, "throughput_output_tokens_per_s": r.output_tokens_per_s,
+            "accelerator_power_w_avg": r.power_w}[metric]  # fmt: skip
+    assert case.predict({}) == pytest.approx(want, rel=REL)
+
+
+@pytest.mark.parametrize("pp", [1, 2, 4])
+def test_sweep_and_search_equal_predict_on_a_custom_design(pp, tmp_path):
+    """A physical-model design: the sweep (many designs per kernel call), the search objective
+    and predict on the design's Chip give the same numbers."""
+    design = {"node": "N4", "peak_bf16_flops_per_s": 1.0e15, "hbm_stacks": 6,
+              "sram_bytes": 256e6, "link_bytes_per_s": 400e9}  # fmt: skip
+    path = tmp_path / "space.toml"
+    path.write_text(
+        '[study]\nobjectives = ["tokens_per_s_per_user"]\n'
+        f'[base]\nmodel = "llama-3.1-70b"\nquant = "fp8"\ninput_len = {INPUT}\n'
+        f"output_len = {OUTPUT}\nchips = 8\npp = {pp}\nbatch = {BATCH}\n"
+        '[base.chip]\nnode = "N4"\npeak_bf16_flops_per_s = 1.0e15\nhbm_stacks = 6\n'
+        "link_bytes_per_s = 400e9\n[chip]\nsram_bytes = { choices = [256e6] }\n"
+    )
+    cols = sweep(load_space(path)).columns
+    chip = ChipDesign(**design).to_chip()
+    r = predict(System(chip=chip, count=8), "llama-3.1-70b", "fp8", tp=8 // pp, pp=pp,
+                batch=BATCH, input_len=INPUT, output_len=OUTPUT)  # fmt: skip
+    m = evaluate_point(load_space(path).base, {"chip.sram_bytes": 256e6}).metrics
+    for key, want in (
+        ("ttft_s", r.ttft_s),
+        ("tpot_s", r.tpot_s),
+        ("tokens_per_s", r.output_tokens_per_s),
+        ("power_w", r.power_w),
+    ):
+        assert cols[key][0] == pytest.approx(want, rel=REL), key
+        if key in m:
+            assert m[key] == pytest.approx(want, rel=REL), key
+    assert m["joules_per_token"] == pytest.approx(r.energy_j_per_token, rel=REL)
+
+
+def test_one_design_row_is_the_many_design_path():
+    """predict's numbers come from cost_run on one packed row; its per-op report steps (the
+    analytic step, a second reader of the same kernels) agree with them."""
+    r = _predict(CONFIGS["pp4"])
+    w = resolve_workload(system="h100-sxm:8", model="llama-3.1-70b", quant="fp8", tp=2, pp=4,
+                         input_len=INPUT, output_len=OUTPUT)  # fmt: skip
+    row = pack_design(w.system, w.eff, w.plan(BATCH))
+    run = cost_run(w, BATCH, np.stack([row, row]))
+    assert run.ttft_s[1] == run.ttft_s[0] == pytest.approx(r.ttft_s, rel=1e-12)
+    assert r.prefill_step.total_s == pytest.approx(r.ttft_s, rel=1e-12)
+    mid = w.decode(BATCH, w.decode_contexts[1], w.plan(BATCH))
+    assert mid.total_s == pytest.approx(r.decode_step.total_s, rel=1e-12)
+    assert row[L.TDP_W] == w.system.chip.tdp_w
+
+
+def test_custom_design_chip_reads_back_as_its_arrays():
+    """ChipDesign.to_chip and the sweep's design table are one function: reading the Chip back
+    into columns gives the table's row."""
+    from arch.chip import ChipArrays
+
+    d = ChipDesign(node="N4", peak_bf16_flops_per_s=1.0e15, hbm_stacks=6, sram_bytes=256e6)
+    a, b = d.arrays().chips, ChipArrays.of(d.to_chip())
+    for f in a.__dataclass_fields__:
+        x, y = getattr(a, f), getattr(b, f)
+        if x.dtype == object:
+            assert list(x) == list(y), f
+        else:
+            np.testing.assert_allclose(x, y, rtol=1e-12, err_msg=f)
