@@ -82,9 +82,14 @@ def test_faster_memory_chip_decodes_faster():
     assert h100.bound["decode"] == "memory"
 
 
-def test_power_within_idle_and_tdp():
-    r = predict("h100-sxm:1", "llama-3-8b", "bf16", batch=8, **ARGS)
-    assert 70.0 <= r.power_w <= 700.0
+def test_batching_raises_power_and_amortizes_energy():
+    """Llama-3-8B BF16 on one H100 (700 W TDP, floor 0.35 x 700 = 245 W while working). Batch-1
+    decode streams all 16 GB of weights per token; batch 64 reads them once for 64 tokens, so it
+    draws more power (more bytes and FLOPs per second) yet spends far less energy per token."""
+    one = predict("h100-sxm:1", "llama-3-8b", "bf16", batch=1, **ARGS)
+    many = predict("h100-sxm:1", "llama-3-8b", "bf16", batch=64, **ARGS)
+    assert 245.0 < one.power_w < many.power_w <= 700.0
+    assert many.energy_j_per_token < one.energy_j_per_token / 10
 
 
 def test_moe_and_mla_and_sram_systems_run():
