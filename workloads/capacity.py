@@ -102,6 +102,13 @@ class MemoryPlan:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def kv_budget_bytes(self) -> float:
+        """Main memory per chip left for the KV cache: capacity less reserve and activations,
+        and less the weights when they live there (the budget :func:`place_weights` checks)."""
+        free = self.capacity - self.reserve - self.activations
+        return free - self.weights if self.weights_in == "main" else free
+
 
 def place_weights(
     chips: ChipArrays,
