@@ -65,9 +65,7 @@ def _kv_blocks(w: Workload, block: int) -> tuple[int, float]:
     if not plan.fits:
         raise ConfigError(f"the model does not fit: {plan.reason}")
     per_token = kv_bytes_per_chip(w.model, w.par, w.quant, batch=1, context_len=1)
-    free = plan.capacity - plan.reserve - plan.activations
-    if plan.weights_in == "main":
-        free -= plan.weights
+    free = plan.kv_budget_bytes
     blocks = int(free // (per_token * block)) if per_token > 0 else 1 << 30
     if blocks < 1:
         raise ConfigError("no memory is left for the KV cache: add chips or quantize")
