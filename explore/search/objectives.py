@@ -30,7 +30,7 @@ from arch.efficiency import efficiency_for
 from arch.physical import ChipDesign, PhysicalReport, design_from_dict
 from arch.presets import load_chip
 from explore.tco.inputs import TcoInputs, default_inputs, ownership, usd_per_m_tokens
-from sim.evaluate import RunCost, evaluate, resolve_workload
+from sim.evaluate import RunCost, Workload, evaluate, resolve_workload
 from workloads.model import ModelSpec
 from workloads.presets import load_model
 from workloads.quant import get_quant
@@ -98,6 +98,7 @@ class Point:
     physical: PhysicalReport | None
     deploy: dict[str, Any]
     notes: tuple[str, ...] = ()
+    workload: Workload | None = None  # what was costed (system, parallelism, lengths)
 
 
 def section(params: dict, section: str) -> dict:
@@ -246,7 +247,7 @@ def evaluate_point(base: dict, params: dict, quality: dict | None = None) -> Poi
                     tco=tco_inputs(base), params=float(model.total_params()),
                     loss=_loss(model, quality or {}))  # fmt: skip
     metrics = {k: float(np.asarray(v).ravel()[0]) for k, v in m.items()}
-    return Point(metrics, chip, model, design, phys, dep, (*notes, *r.notes))
+    return Point(metrics, chip, model, design, phys, dep, (*notes, *r.notes), w)
 
 
 def tco_inputs(base: dict) -> TcoInputs:

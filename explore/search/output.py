@@ -133,11 +133,11 @@ def confirm(
         d, m = point.deploy, point.metrics
         inp, outl = lengths(space.base)
         capacity = m["tokens_per_s"] / outl  # requests/s the analytic batch sustains
-        dp = d["chips"] // (d["tp"] * d["pp"])
+        par = point.workload.par  # type: ignore[union-attr]
         req = ServeRequest(
             system=f"{chip_path}:{d['chips']}", model=str(model_path), quant=d["quant"],
             input_len=Fixed(inp), output_len=Fixed(outl), arrivals=Poisson(0.7 * capacity),
-            requests=requests, tp=d["tp"], pp=d["pp"], ep=d["ep"], dp=dp,
+            requests=requests, tp=par.tp, pp=par.pp, ep=par.ep, dp=par.dp,
             max_batch=d["batch"], seed=space.seed,
         )  # fmt: skip
         summary, _ = serve(req)
