@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
+from arch.base import ConfigError
 from sim.kvcache import PagedKV
 from sim.schedulers import SCHEDULERS, Batch, Scheduler
 from sim.stepmodel import SpecDecode, StepCost
@@ -66,9 +67,14 @@ class Request:
         return self.input_len + self.generated
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServingConfig:
-    """Everything but the step model. ``step_model(n_decode, ctx, prefill, n_prefill, pctx)``."""
+    """Everything but the step model. ``step_model(n_decode, ctx, prefill, n_prefill, pctx)``.
+
+    Immutable and checked when built: a bad value is a one-line :class:`ConfigError` (a
+    ValueError) naming the flag or key to fix, before any simulation starts. ``requests`` is
+    what was asked for; a replayed trace may hold fewer (the simulation counts those).
+    """
 
     arrivals: Arrivals
     input_len: LengthDist
@@ -96,21 +102,27 @@ class ServingConfig:
     seed: int = 0
     progress: Callable[[int], None] | None = None
 
-    def validate(self) -> None:
-        checks = [
+    def __post_init__(self) -> None:
+        for ok, msg in self._checks():
+            if not ok:
+                raise ConfigError(msg)
+
+    def _checks(self) -> list[tuple[bool, str]]:
+        return [
             (self.requests >= 1, "--requests must be >= 1"),
             (self.replicas >= 1, "replicas must be >= 1"),
             (self.scheduler in SCHEDULERS or self.scheduler == "disaggregated",
              f"--scheduler {self.scheduler!r}: choose one of {', '.join(FRONT_SCHEDULERS)}"),
+            (self.max_batch >= 1, "--max-batch must be >= 1"),
+            (self.max_tokens >= 1, "--max-tokens must be >= 1"),
+            (self.block_size >= 1, "block_size must be >= 1"),
             (self.router in ("round_robin", "least_outstanding"),
              "router: round_robin or least_outstanding"),
             (self.preemption in ("recompute", "swap"), "preemption: recompute or swap"),
             (0.0 <= self.prefix_hit_rate < 1.0, "prefix_hit_rate must be in [0, 1)"),
+            (min(self.pd_ratio) >= 1, "--pd-ratio: give P:D with positive integers, e.g. 1:3"),
             (self.kv_blocks >= 1, "the KV cache has no room: the model leaves no memory for it"),
         ]  # fmt: skip
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(msg)
 
 
 @dataclass
@@ -269,6 +281,7 @@ class _Sim:
         self.env = simpy.Environment()
         self.energy_j, self.preemptions, self.done, self.tokens_out = 0.0, 0, 0, 0
         self.requests: list[Request] = []
+        self.n_requests = cfg.requests  # fewer when a replayed trace is shorter (sample_traffic)
         self.in_system, self.area, self.last_t = 0, 0.0, 0.0
         cols = ("t", "replica", "dt", "decode", "prefill_tokens", "waiting", "running", "kv_util",
                 "tokens")  # fmt: skip
@@ -316,9 +329,9 @@ class _Sim:
         self.done += 1
         if self.cfg.progress:
             self.cfg.progress(self.done)
-        if self.done == self.cfg.requests and not self.all_done.triggered:
+        if self.done == self.n_requests and not self.all_done.triggered:
             self.all_done.succeed()
-        if self.cfg.arrivals.closed_loop and self.issued < self.cfg.requests:
+        if self.cfg.arrivals.closed_loop and self.issued < self.n_requests:
             self.arrive(self._new(self.env.now, req.user))
 
     def hand_off(self, req: Request) -> None:
@@ -365,14 +378,13 @@ class _Sim:
         c = self.cfg
         if isinstance(c.arrivals, TraceReplay):
             t, i, o = c.arrivals.load()
-            n = min(c.requests, len(t))
-            c.requests = n
+            n = self.n_requests = min(c.requests, len(t))
             self.t_arr, self.inp, self.out = t[:n], i[:n], o[:n]
         else:
             self.t_arr = c.arrivals.times(self.rng, c.requests)
             self.inp = c.input_len.sample(self.rng, c.requests)
             self.out = c.output_len.sample(self.rng, c.requests)
-        self.hits = self.rng.random(c.requests)
+        self.hits = self.rng.random(self.n_requests)
         self.issued = 0
 
     def _new(self, t: float, user: int = -1) -> Request:
@@ -394,8 +406,8 @@ class _Sim:
 
 
 def simulate_serving(cfg: ServingConfig, step_model: Callable[..., StepCost]) -> ServingTrace:
-    """Run the serving simulation until every request has finished."""
-    cfg.validate()
+    """Run the serving simulation until every request has finished (``cfg`` is not changed;
+    it was checked when built)."""
     sim = _Sim(cfg, step_model, np.random.default_rng(cfg.seed))
     sim.sample_traffic()
     sim.env.process(sim.arrivals())

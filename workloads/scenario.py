@@ -32,41 +32,52 @@ draft = "mtp"                    # or a model preset run on the same chips
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from arch.base import ConfigError, Frozen, format_validation_error, load_toml
+from arch.base import UserConfig, field_error, load_config
 from arch.efficiency import FACTORS
 from workloads.quant import QuantSpec
 
-__all__ = ["PredictScenario", "ServingSection", "load_scenario"]
+__all__ = ["PredictScenario", "ServingSection", "load_predict_scenario"]
+
+_PD_RATIO = re.compile(r"^\s*([0-9]+)\s*:\s*([0-9]+)\s*$")
+Length = Annotated[int, Field(ge=1)] | str  # tokens, or a distribution spec parsed by sim.traffic
 
 
-class ParallelSection(Frozen):
+class ParallelSection(UserConfig):
     tp: int | None = Field(default=None, ge=1)
     pp: int | None = Field(default=None, ge=1)
     ep: int | None = Field(default=None, ge=1)
     dp: int | None = Field(default=None, ge=1)
 
 
-class SpecSection(Frozen):
+class SpecSection(UserConfig):
     k: int = Field(ge=1)
-    acceptance: list[float]
+    acceptance: list[Annotated[float, Field(ge=0, le=1)]]
     draft: str = "mtp"
 
+    @model_validator(mode="after")
+    def _one_rate_per_position(self) -> SpecSection:
+        if len(self.acceptance) != self.k:
+            msg = f"give k = {self.k} rates, one per drafted position (got {len(self.acceptance)})"
+            raise field_error(("acceptance",), msg, self.acceptance)
+        return self
 
-class LoraSection(Frozen):
+
+class LoraSection(UserConfig):
     adapters: int = Field(ge=1)
     rank: int = Field(ge=1)
 
 
-class ServingSection(Frozen):
+class ServingSection(UserConfig):
     rate: float | None = Field(default=None, gt=0)
     requests: int | None = Field(default=None, ge=1)
-    input_len: int | str | None = None
-    output_len: int | str | None = None
+    input_len: Length | None = None
+    output_len: Length | None = None
     arrivals: Literal["poisson", "gamma", "closed", "trace"] = "poisson"
     cv: float = Field(default=2.0, gt=0)
     users: int | None = Field(default=None, ge=1)
@@ -78,18 +89,28 @@ class ServingSection(Frozen):
     preemption: Literal["recompute", "swap"] = "recompute"
     prefix_hit_rate: float = Field(default=0.0, ge=0, lt=1)
     pd_ratio: str = "1:1"
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0)
     spec: SpecSection | None = None
     lora: LoraSection | None = None
 
+    @field_validator("pd_ratio")
+    @classmethod
+    def _pd_ratio(cls, v: str) -> str:
+        m = _PD_RATIO.match(v)
+        if not m or min(int(m[1]), int(m[2])) < 1:
+            raise ValueError(f"give P:D with positive integers, e.g. 1:3 (got {v!r})")
+        return v
 
-class PredictScenario(Frozen):
+
+class PredictScenario(UserConfig):
+    """A scenario file's values; CLI flags override them (None: not set in the file)."""
+
     system: str | None = None
     chip: str | None = None
     count: int | None = Field(default=None, ge=1)
     model: str | None = None
     quant: str | QuantSpec | None = None
-    batch: int | str | None = None
+    batch: int | Literal["max"] | None = None
     tpot_slo_ms: float | None = Field(default=None, gt=0)
     input_len: int | None = Field(default=None, ge=1)
     output_len: int | None = Field(default=None, ge=1)
@@ -103,21 +124,38 @@ class PredictScenario(Frozen):
             return f"{self.chip}:{self.count or 1}"
         return self.system
 
+    @field_validator("chip", "model")
+    @classmethod
+    def _beside_the_file(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """A relative ``.toml`` path is relative to the scenario file, not to the shell."""
+        folder = (info.context or {}).get("dir")
+        if v and folder is not None and v.endswith(".toml") and not Path(v).is_absolute():
+            return str(Path(folder) / v)
+        return v
 
-def load_scenario(path: Path) -> PredictScenario:
-    raw = load_toml(path)
-    base = path.parent
-    for key in ("chip", "model"):  # relative file paths are relative to the scenario file
-        value = raw.get(key)
-        if isinstance(value, str) and value.endswith(".toml") and not Path(value).is_absolute():
-            raw[key] = str(base / value)
-    try:
-        scenario = PredictScenario(**raw)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, str(path))) from None
-    unknown = set(scenario.efficiency) - set(FACTORS)
-    if unknown:
-        raise ConfigError(
-            f"{path}: efficiency.{sorted(unknown)[0]}: unknown factor; known: {', '.join(FACTORS)}"
-        )
-    return scenario
+    @field_validator("batch", mode="before")
+    @classmethod
+    def _batch(cls, v: object) -> object:
+        if v is None or v == "max":
+            return v
+        n = int(v) if isinstance(v, str) and v.strip().isdigit() else v
+        if isinstance(n, int) and not isinstance(n, bool) and n >= 1:
+            return n
+        raise ValueError(f"give a positive integer or 'max' (got {v!r})")
+
+    @field_validator("efficiency")
+    @classmethod
+    def _known_factors(cls, v: dict[str, float]) -> dict[str, float]:
+        """Named factors only; rates > 0 (a zero rate would divide by zero), times and
+        fractions >= 0."""
+        for name, value in v.items():
+            if name not in FACTORS:
+                raise field_error((name,), f"unknown factor; known: {', '.join(FACTORS)}", name)
+            if value < 0 or (value == 0 and not name.endswith(("_s", "_fraction"))):
+                raise field_error((name,), "must be > 0 (>= 0 for times and fractions)", value)
+        return v
+
+
+def load_predict_scenario(path: str | Path) -> PredictScenario:
+    """Read a ``predict``/``serve`` scenario file (one-line ConfigError on any problem)."""
+    return load_config(path, PredictScenario)

@@ -52,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace):
     from explore.api.predict import predict
-    from workloads.scenario import PredictScenario, load_scenario
+    from workloads.scenario import PredictScenario, load_predict_scenario
 
-    sc = load_scenario(args.scenario) if args.scenario else PredictScenario()
+    sc = load_predict_scenario(args.scenario) if args.scenario else PredictScenario()
     par = sc.parallelism
 
     system = pick(args.system, sc.system_spec(), name="system")

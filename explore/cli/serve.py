@@ -60,9 +60,9 @@ def _serve_request(args: argparse.Namespace):
     from explore.api.serve import ServeRequest
     from sim.stepmodel import LoRA, SpecDecode
     from sim.traffic import ClosedLoop, Gamma, Poisson, TraceReplay, parse_length
-    from workloads.scenario import PredictScenario, load_scenario
+    from workloads.scenario import PredictScenario, load_predict_scenario
 
-    sc = load_scenario(args.scenario) if args.scenario else PredictScenario()
+    sc = load_predict_scenario(args.scenario) if args.scenario else PredictScenario()
     sv, par = sc.serving, sc.parallelism
 
     for flag, value in (("rate", args.rate), ("requests", args.requests)):

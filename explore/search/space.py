@@ -30,34 +30,79 @@ objectives, constraints and the model-quality guard.
 A dimension is ``{choices = [...]}``, ``{low, high}`` with optional ``step`` (a grid) or
 ``log = true``, and ``num`` (grid points for ``xpusim sweep`` when there is no step). Values may
 be unit strings where the field name carries a unit (``_bytes``, ``_flops_per_s``, ``_hz``...).
+
+The file is validated by :class:`SpaceFile` through :func:`arch.base.load_config`: an unknown
+key, a value of the wrong type or out of range, an empty list is one line naming the file and
+the key (``chip.sram_bytes.low``). Each dimension's values are checked against the field they
+vary (a ChipDesign field, a model shape, a deployment knob).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from arch.base import ConfigError, load_toml
+from arch.base import ConfigError, UserConfig, field_error, load_config, partial_model
 from arch.physical import ChipDesign
 from arch.units import UnitError, dimension_of_field, parse_quantity
+from explore.tco.inputs import TcoInputs
 
-__all__ = ["CONSTRAINT_OPS", "Constraint", "Dim", "Space", "load_space", "parse_value"]
+__all__ = [
+    "CONSTRAINT_OPS",
+    "Constraint",
+    "Dim",
+    "Space",
+    "SpaceFile",
+    "load_space",
+    "parse_constraint",
+    "parse_objectives",
+    "parse_value",
+]
 
-MODEL_DIMS = {
-    "hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "ffn_multiple",
-    "num_experts", "top_k", "expert_ffn_size", "kv_lora_rank",
-}  # fmt: skip
-DEPLOY_DIMS = {"chips", "tp", "pp", "ep", "batch", "quant"}
-CHIP_DIMS = set(ChipDesign.model_fields) - {"name"}
-SECTIONS = {"chip": CHIP_DIMS, "model": MODEL_DIMS, "deploy": DEPLOY_DIMS}
-SAMPLERS = ("tpe", "nsga2", "random", "grid")
+Sampler = Literal["tpe", "nsga2", "random", "grid"]
+SAMPLERS = get_args(Sampler)
 CONSTRAINT_OPS = ("<=", ">=")
 _CONSTRAINT = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=)\s*(\S.*?)\s*$")
+
+
+class _ModelValues(UserConfig):
+    """What a [model] dimension may take: the model-shape knobs of the quality guard."""
+
+    hidden_size: int | None = Field(default=None, ge=1)
+    num_layers: int | None = Field(default=None, ge=1)
+    num_heads: int | None = Field(default=None, ge=1)
+    num_kv_heads: int | None = Field(default=None, ge=1)
+    head_dim: int | None = Field(default=None, ge=1)
+    ffn_multiple: float | None = Field(default=None, gt=0)
+    num_experts: int | None = Field(default=None, ge=2)
+    top_k: int | None = Field(default=None, ge=1)
+    expert_ffn_size: int | None = Field(default=None, ge=1)
+    kv_lora_rank: int | None = Field(default=None, ge=1)
+
+
+class _DeployValues(UserConfig):
+    """What a [deploy] dimension (or the same key in [base]) may take."""
+
+    chips: int | None = Field(default=None, ge=1)
+    tp: int | None = Field(default=None, ge=1)
+    pp: int | None = Field(default=None, ge=1)
+    ep: int | None = Field(default=None, ge=1)
+    batch: int | None = Field(default=None, ge=1)
+    quant: str | None = None
+
+
+ChipOverrides = partial_model(ChipDesign)
+TcoOverrides = partial_model(TcoInputs, exclude=("sources",))
+_VALUES = {"chip": ChipOverrides, "model": _ModelValues, "deploy": _DeployValues}
+SECTIONS = {s: set(m.model_fields) - {"name"} for s, m in _VALUES.items()}
+CHIP_DIMS, MODEL_DIMS, DEPLOY_DIMS = SECTIONS["chip"], SECTIONS["model"], SECTIONS["deploy"]
 
 
 def parse_value(v: Any, name: str) -> Any:
@@ -115,33 +160,6 @@ class Dim:
         return [round(v) for v in vals] if self.is_int else vals
 
 
-def _dim(section: str, name: str, spec: Any) -> Dim:
-    if section not in SECTIONS:
-        raise ConfigError(f"[{section}]: unknown section; use chip, model or deploy")
-    if name not in SECTIONS[section]:
-        hint = ", ".join(sorted(SECTIONS[section]))
-        raise ConfigError(f"{section}.{name}: not a searchable {section} dimension; one of {hint}")
-    if not isinstance(spec, dict):
-        raise ConfigError(f"{section}.{name}: write {{choices = [...]}} or {{low = ., high = .}}")
-    unknown = set(spec) - {"choices", "low", "high", "step", "log", "num"}
-    if unknown:
-        raise ConfigError(f"{section}.{name}: unknown key {sorted(unknown)[0]!r}")
-    if "choices" in spec:
-        if not spec["choices"]:
-            raise ConfigError(f"{section}.{name}: choices is empty")
-        return Dim(section, name, choices=tuple(parse_value(v, name) for v in spec["choices"]))
-    if "low" not in spec or "high" not in spec:
-        raise ConfigError(f"{section}.{name}: give low and high (or choices)")
-    low, high = parse_value(spec["low"], name), parse_value(spec["high"], name)
-    step = parse_value(spec["step"], name) if "step" in spec else None
-    if not low <= high:
-        raise ConfigError(f"{section}.{name}: low must be <= high")
-    if spec.get("log") and low <= 0:
-        raise ConfigError(f"{section}.{name}: log = true needs low > 0")
-    return Dim(section, name, low=low, high=high, step=step, log=bool(spec.get("log", False)),
-               num=spec.get("num"))  # fmt: skip
-
-
 @dataclass(frozen=True)
 class Constraint:
     """``metric <= limit`` or ``metric >= limit``; Optuna's value is <= 0 when satisfied
@@ -160,7 +178,8 @@ class Constraint:
         return f"{self.metric} {self.op} {self.limit:g}"
 
 
-def _constraint(text: str, metrics: dict) -> Constraint:
+def parse_constraint(text: str, metrics: Mapping) -> Constraint:
+    """``"metric <= value"`` (or ``>=``) over a metric of ``metrics``; ConfigError otherwise."""
     m = _CONSTRAINT.match(text)
     if not m:
         raise ConfigError(f"constraint {text!r}: write 'metric <= value' or 'metric >= value'")
@@ -171,7 +190,27 @@ def _constraint(text: str, metrics: dict) -> Constraint:
         limit = float(raw)
     except ValueError:
         raise ConfigError(f"constraint {text!r}: the limit must be a number") from None
+    if not math.isfinite(limit):
+        raise ConfigError(f"constraint {text!r}: the limit must be a finite number")
     return Constraint(name, op, limit)
+
+
+def parse_objectives(
+    raw: Sequence[str | Mapping], metrics: Mapping
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Objective names (or ``{name, direction}`` tables) -> (names, directions); a direction
+    left out is the metric's own (the registry's)."""
+    names, dirs = [], []
+    for o in raw:
+        name, direction = (o, None) if isinstance(o, str) else (o.get("name"), o.get("direction"))
+        if name not in metrics:
+            raise ConfigError(f"objective {name!r}: unknown; one of {', '.join(metrics)}")
+        direction = {"max": "maximize", "min": "minimize"}.get(direction, direction)
+        names.append(name)
+        dirs.append(direction or metrics[name].direction)
+    if not names:
+        raise ConfigError("name at least one objective")
+    return tuple(names), tuple(dirs)
 
 
 @dataclass(frozen=True)
@@ -192,49 +231,172 @@ class Space:
         return [d for d in self.dims if d.section == section]
 
 
-def _objectives(raw: list, metrics: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    names, dirs = [], []
-    for o in raw:
-        name, direction = (o, None) if isinstance(o, str) else (o.get("name"), o.get("direction"))
-        if name not in metrics:
-            raise ConfigError(f"objective {name!r}: unknown; one of {', '.join(metrics)}")
-        direction = {"max": "maximize", "min": "minimize"}.get(direction, direction)
-        names.append(name)
-        dirs.append(direction or metrics[name].direction)
-    if not names:
-        raise ConfigError("[study] objectives: name at least one objective")
-    return tuple(names), tuple(dirs)
+# --------------------------------------------------------------------------- the file's schema
+
+
+def _metrics() -> Mapping:
+    from explore.search.objectives import METRICS  # the registry costs its imports; load late
+
+    return METRICS
+
+
+class ObjectiveSpec(UserConfig):
+    name: str
+    direction: Literal["maximize", "minimize", "max", "min"] | None = None
+
+
+class StudySection(UserConfig):
+    """``[study]``: what to optimize, under which constraints, with which sampler."""
+
+    name: str | None = None
+    objectives: list[str | ObjectiveSpec]
+    constraints: list[str] = Field(default_factory=list)
+    sampler: Sampler | None = None
+    n_trials: int = Field(default=100, ge=1)
+    seed: int = Field(default=0, ge=0)
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, v: list[str | ObjectiveSpec]) -> list[str | ObjectiveSpec]:
+        parse_objectives(_plain(v), _metrics())
+        return v
+
+    @field_validator("constraints")
+    @classmethod
+    def _constraints(cls, v: list[str]) -> list[str]:
+        for i, text in enumerate(v):
+            try:
+                parse_constraint(text, _metrics())
+            except ConfigError as exc:
+                raise field_error((i,), str(exc), text) from None
+        return v
+
+
+def _plain(objectives: list[str | ObjectiveSpec]) -> list[str | dict]:
+    return [o if isinstance(o, str) else o.model_dump() for o in objectives]
+
+
+class BaseSection(_DeployValues):
+    """``[base]``: what does not vary. ``chip`` is a preset name or a design table (its keys
+    are ChipDesign fields); ``tco`` overrides TCO inputs."""
+
+    model: str
+    chip: str | ChipOverrides | None = None
+    input_len: int | None = Field(default=None, ge=1)
+    output_len: int | None = Field(default=None, ge=1)
+    tco: TcoOverrides | None = None
+
+
+class QualitySection(UserConfig):
+    """``[quality]``: the model-quality guard of a model-shape search."""
+
+    mode: Literal["none", "iso_params", "iso_loss"] = "none"
+    tolerance: float | None = Field(default=None, ge=0)
+    train_tokens: float | None = Field(default=None, gt=0)
+
+
+class DimSpec(UserConfig):
+    """One dimension as written: ``choices``, or ``low``/``high`` with ``step``, ``log`` or
+    ``num``. Values may be unit strings; they are checked against the field they vary."""
+
+    choices: list[float | int | bool | str] | None = None
+    low: float | int | str | None = None
+    high: float | int | str | None = None
+    step: float | int | str | None = None
+    log: bool = False
+    num: int | None = Field(default=None, ge=1)
+
+
+class SpaceFile(UserConfig):
+    """A search-space file (the module docstring shows one)."""
+
+    study: StudySection
+    base: BaseSection
+    quality: QualitySection = QualitySection()
+    chip: dict[str, DimSpec] = Field(default_factory=dict)
+    model: dict[str, DimSpec] = Field(default_factory=dict)
+    deploy: dict[str, DimSpec] = Field(default_factory=dict)
+
+    @field_validator("chip", "model", "deploy")
+    @classmethod
+    def _dims(cls, v: dict[str, DimSpec], info: ValidationInfo) -> dict[str, DimSpec]:
+        for name, spec in v.items():
+            _to_dim(info.field_name, name, spec)
+        return v
+
+    @model_validator(mode="after")
+    def _some_dimension(self) -> SpaceFile:
+        if not (self.chip or self.model or self.deploy):
+            raise ValueError("no dimensions; add a [chip], [model] or [deploy] table")
+        return self
+
+    def dims(self) -> tuple[Dim, ...]:
+        """The dimensions, in file order within each section (chip, model, deploy)."""
+        return tuple(_to_dim(s, n, spec) for s in SECTIONS for n, spec in getattr(self, s).items())
+
+
+def _to_dim(section: str, name: str, spec: DimSpec) -> Dim:
+    """A checked Dim; errors are raised at ``(name, key)`` inside the section."""
+    if name not in SECTIONS[section]:
+        hint = ", ".join(sorted(SECTIONS[section]))
+        raise field_error((name,), f"not a searchable {section} dimension; one of {hint}", name)
+    if spec.choices is not None:
+        if spec.low is not None or spec.high is not None or spec.step is not None:
+            raise field_error((name,), "give choices or low/high, not both")
+        if not spec.choices:
+            raise field_error((name, "choices"), "choices is empty; give at least one value", [])
+        values = [_value(section, name, ("choices", i), v) for i, v in enumerate(spec.choices)]
+        return Dim(section, name, choices=tuple(values))
+    if spec.low is None or spec.high is None:
+        raise field_error((name,), "give low and high (or choices)")
+    low, high = _number(section, name, "low", spec.low), _number(section, name, "high", spec.high)
+    step = _number(section, name, "step", spec.step) if spec.step is not None else None
+    _check_range(name, spec, low, high, step)
+    return Dim(section, name, low=low, high=high, step=step, log=spec.log, num=spec.num)
+
+
+def _check_range(name: str, spec: DimSpec, low: float, high: float, step: float | None) -> None:
+    if not low <= high:
+        raise field_error((name, "high"), "low must be <= high", spec.high)
+    if step is not None and step <= 0:
+        raise field_error((name, "step"), "step must be > 0", spec.step)
+    if spec.log and low <= 0:
+        raise field_error((name, "low"), "log = true needs low > 0", spec.low)
+
+
+def _value(section: str, name: str, key: tuple, v: Any) -> Any:
+    """``v`` checked against the field it varies (type, range, unit), then parsed as before
+    (numbers keep their int/float type: it decides suggest_int vs suggest_float)."""
+    try:
+        _VALUES[section].model_validate({name: v})
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        got = "" if err["type"] == "config" else f" (got {v!r})"  # "config": a unit misfit
+        raise field_error((name, *key), err["msg"] + got, v) from None
+    return parse_value(v, name)
+
+
+def _number(section: str, name: str, key: str, v: Any) -> float:
+    out = _value(section, name, (key,), v)
+    if isinstance(out, bool) or not isinstance(out, (int, float)):
+        raise field_error((name, key), "give a number (or a unit string)", v)
+    return out
 
 
 def load_space(path: str | Path) -> Space:
-    """Parse and check a space file; every error is one line naming the key."""
-    from explore.search.objectives import METRICS
-
-    raw = load_toml(Path(path))
-    unknown = set(raw) - {"study", "base", "quality", *SECTIONS}
-    if unknown:
-        raise ConfigError(f"{path}: unknown section [{sorted(unknown)[0]}]")
-    study = raw.get("study", {})
-    objectives, directions = _objectives(study.get("objectives", []), METRICS)
-    sampler = study.get("sampler", "tpe" if len(objectives) == 1 else "nsga2")
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"[study] sampler {sampler!r}: one of {', '.join(SAMPLERS)}")
-    dims = tuple(_dim(s, n, spec) for s in SECTIONS for n, spec in raw.get(s, {}).items())
-    if not dims:
-        raise ConfigError(f"{path}: no dimensions; add a [chip], [model] or [deploy] table")
-    base = dict(raw.get("base", {}))
-    if "model" not in base:
-        raise ConfigError("[base] model: required (a preset name or a model TOML path)")
+    """Parse and check a space file; every error is one line naming the file and the key."""
+    f = load_config(path, SpaceFile)
+    objectives, directions = parse_objectives(_plain(f.study.objectives), _metrics())
     return Space(
-        name=str(study.get("name", Path(path).stem)),
+        name=f.study.name or Path(path).stem,
         objectives=objectives,
         directions=directions,
-        constraints=tuple(_constraint(c, METRICS) for c in study.get("constraints", [])),
-        sampler=sampler,
-        n_trials=int(study.get("n_trials", 100)),
-        seed=int(study.get("seed", 0)),
-        base=base,
-        dims=dims,
-        quality=dict(raw.get("quality", {})),
+        constraints=tuple(parse_constraint(c, _metrics()) for c in f.study.constraints),
+        sampler=f.study.sampler or ("tpe" if len(objectives) == 1 else "nsga2"),
+        n_trials=f.study.n_trials,
+        seed=f.study.seed,
+        base=f.base.model_dump(exclude_unset=True),
+        dims=f.dims(),
+        quality=f.quality.model_dump(exclude_unset=True),
         path=str(path),
     )

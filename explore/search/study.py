@@ -30,7 +30,13 @@ import numpy as np
 
 from arch.base import ConfigError
 from explore.search.objectives import METRICS, Infeasible, chinchilla_loss, evaluate_point
-from explore.search.space import Constraint, Space, _constraint, load_space
+from explore.search.space import (
+    Constraint,
+    Space,
+    load_space,
+    parse_constraint,
+    parse_objectives,
+)
 from workloads.presets import load_model
 
 __all__ = ["SearchResult", "pareto_front", "search"]
@@ -258,12 +264,11 @@ def _apply(space: Space, **kw) -> Space:
     """Overrides from the API or CLI on top of the space file."""
     upd: dict[str, Any] = {}
     if kw.get("objectives"):
-        from explore.search.space import _objectives
-
-        upd["objectives"], upd["directions"] = _objectives(list(kw["objectives"]), METRICS)
+        upd["objectives"], upd["directions"] = parse_objectives(list(kw["objectives"]), METRICS)
     if kw.get("constraints") is not None:
         upd["constraints"] = tuple(
-            c if isinstance(c, Constraint) else _constraint(c, METRICS) for c in kw["constraints"]
+            c if isinstance(c, Constraint) else parse_constraint(c, METRICS)
+            for c in kw["constraints"]
         )
     if kw.get("base"):
         upd["base"] = {**space.base, **kw["base"]}

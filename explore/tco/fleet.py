@@ -21,13 +21,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field, field_validator, model_validator
 
-from arch.base import ConfigError, load_toml
+from arch.base import (
+    ConfigError,
+    UserConfig,
+    config_error,
+    field_error,
+    load_config,
+    partial_model,
+)
 from arch.chip import System
-from arch.physical import design_from_dict, technology
+from arch.physical import ChipDesign, technology
 from arch.presets import parse_system
 from explore.tco.inputs import TcoInputs, default_inputs, default_uncertainty, ownership
 from sim.batching import max_batch
@@ -37,8 +45,10 @@ __all__ = [
     "Fleet",
     "FleetResult",
     "Scenario",
+    "TcoFile",
     "contract",
     "load_scenario",
+    "load_tco_scenario",
     "tco",
     "to_dataframe",
 ]
@@ -77,60 +87,181 @@ class Scenario:
     seed: int = 0
 
 
-def _fleet(raw: dict, i: int) -> Fleet:
-    name = raw.get("name") or f"fleet {i}"
-    unknown = set(raw) - {"name", "system", "design", "chips", "quant", "tp", "pp", "ep", "dp",
-                          "price_usd", "tco"}  # fmt: skip
-    if unknown:
-        raise ConfigError(f"[[fleet]] {name}: unknown key {sorted(unknown)[0]!r}")
+# --------------------------------------------------------------------------- the file's schema
+
+TcoOverrides = partial_model(TcoInputs, exclude=("sources",))
+SCALES = ("chip_price_scale", "load_scale")  # uncertain inputs that scale, not TcoInputs fields
+
+
+class ScenarioTable(UserConfig):
+    """``[scenario]``: the model, lengths, load and interactivity SLO every fleet is sized for."""
+
+    name: str | None = None
+    model: str
+    input_len: int = Field(ge=1)
+    output_len: int = Field(ge=1)
+    load_output_tokens_per_s: float = Field(gt=0)
+    tokens_per_s_per_user: float | None = Field(default=None, gt=0)
+    daily_profile: list[Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: [1.0])
+    api_usd_per_m_output_tokens: float | None = Field(default=None, gt=0)
+
+    @field_validator("daily_profile")
+    @classmethod
+    def _some_load(cls, v: list[float]) -> list[float]:
+        if not v or max(v) <= 0:
+            raise ValueError("give relative loads >= 0, not all 0 (e.g. [0.5, 1.0, 1.5])")
+        return v
+
+
+class DesignTable(ChipDesign, UserConfig):
+    """A fleet's custom chip: a ChipDesign read as a user's table (finite numbers, a unit
+    error names its key)."""
+
+
+class FleetTable(UserConfig):
+    """One ``[[fleet]]``: a ``system`` (``CHIP:N``) or a ``design`` table of ``chips`` chips
+    (priced by the physical model), the quantization and the layout of the model on it."""
+
+    name: str | None = None
+    system: str | None = None
+    design: DesignTable | None = None
+    chips: int = Field(default=1, ge=1)
+    quant: str = "bf16"
+    tp: int = Field(default=1, ge=1)
+    pp: int = Field(default=1, ge=1)
+    ep: int = Field(default=1, ge=1)
+    dp: int = Field(default=1, ge=1)
+    price_usd: float | None = Field(default=None, ge=0)
+    tco: TcoOverrides = Field(default_factory=TcoOverrides)
+
+    @model_validator(mode="after")
+    def _one_system(self) -> FleetTable:
+        if (self.system is None) == (self.design is None):
+            raise ValueError("give system = 'CHIP:N' or a design table (one of them)")
+        if self.system is not None and "chips" in self.model_fields_set:
+            raise field_error(("chips",), "counts a design's chips; write the count in system "
+                              "= 'CHIP:N'", self.chips)  # fmt: skip
+        return self
+
+
+class MonteCarloTable(UserConfig):
+    samples: int = Field(default=400, ge=1)
+    seed: int = Field(default=0, ge=0)
+
+
+class PaybackTable(UserConfig):
+    reference: str | None = None  # the fleet a custom ASIC is compared with
+
+
+class TcoFile(UserConfig):
+    """A TCO scenario file: ``[scenario]``, ``[[fleet]]`` tables, and optional ``[tco]``
+    overrides, ``[uncertainty]`` ranges ``{input = [low, high]}``, ``[payback]`` and
+    ``[monte_carlo]``."""
+
+    scenario: ScenarioTable
+    fleet: list[FleetTable] = Field(default_factory=list, validate_default=True)
+    tco: TcoOverrides = Field(default_factory=TcoOverrides)
+    uncertainty: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    payback: PaybackTable = PaybackTable()
+    monte_carlo: MonteCarloTable = MonteCarloTable()
+
+    @field_validator("fleet")
+    @classmethod
+    def _some_fleet(cls, v: list[FleetTable]) -> list[FleetTable]:
+        if not v:
+            raise ValueError("no [[fleet]] tables; add at least one")
+        return v
+
+    @field_validator("uncertainty")
+    @classmethod
+    def _ranges(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for key, (low, high) in v.items():
+            _check_range(key, low, high)
+        return v
+
+    @model_validator(mode="after")
+    def _fleet_names(self) -> TcoFile:
+        names = _names(self.fleet)
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise field_error(("fleet", i, "name"), f"a second fleet named {name!r}; "
+                                  "give each fleet its own name", name)  # fmt: skip
+        ref = self.payback.reference
+        if ref is not None and ref not in names:
+            msg = f"no fleet named {ref!r}; one of {', '.join(map(repr, names))}"
+            raise field_error(("payback", "reference"), msg, ref)
+        return self
+
+
+def _names(fleets: list[FleetTable]) -> list[str]:
+    return [f.name or f"fleet {i}" for i, f in enumerate(fleets)]
+
+
+def _check_range(key: str, low: float, high: float) -> None:
+    """An ``[uncertainty]`` entry: a known input, both ends valid values of it, low <= high."""
+    if key in SCALES:
+        if low <= 0:
+            raise field_error((key,), "a scale must be > 0", low)
+    elif key in TcoOverrides.model_fields:
+        TcoOverrides.model_validate({key: low})  # errors come out at uncertainty.KEY
+        TcoOverrides.model_validate({key: high})
+    else:
+        known = ", ".join([*TcoOverrides.model_fields, *SCALES])
+        raise field_error((key,), f"not an input that can vary; one of {known}", key)
+    if low > high:
+        raise field_error((key,), "give [low, high] with low <= high", [low, high])
+
+
+def load_tco_scenario(path: str | Path) -> Scenario:
+    """Read a TCO scenario file (``xpusim tco FILE``): validated by :class:`TcoFile`, fleets
+    resolved (presets loaded, designs priced); every error is one line naming file and key."""
+    f = load_config(path, TcoFile)
+    sc, origin, names = f.scenario, str(path), _names(f.fleet)
+    fleets = tuple(_fleet(t, i, names[i], origin) for i, t in enumerate(f.fleet))
+    return Scenario(
+        name=sc.name if sc.name is not None else Path(path).stem, model=sc.model,
+        input_len=sc.input_len, output_len=sc.output_len,
+        load_output_tokens_per_s=sc.load_output_tokens_per_s,
+        tokens_per_s_per_user=sc.tokens_per_s_per_user, profile=tuple(sc.daily_profile),
+        fleets=fleets, tco=f.tco.model_dump(exclude_unset=True),
+        uncertainty=dict(f.uncertainty) or default_uncertainty(),
+        api_usd_per_m_output_tokens=sc.api_usd_per_m_output_tokens,
+        payback_reference=f.payback.reference, samples=f.monte_carlo.samples,
+        seed=f.monte_carlo.seed,
+    )  # fmt: skip
+
+
+load_scenario = load_tco_scenario  # the earlier name (explore.tco, tests); same function
+
+
+def _fleet(t: FleetTable, i: int, name: str, origin: str) -> Fleet:
     nre, unit = 0.0, None
-    if "design" in raw:
-        d = design_from_dict({"name": name.replace(" ", "-").lower(), **raw["design"]},
-                             f"[[fleet]] {name} design")  # fmt: skip
+    if t.design is not None:
+        system, nre, unit = _designed(t, name, origin, ("fleet", i, "design"))
+    else:
+        try:
+            system = parse_system(t.system)
+        except ConfigError as exc:
+            raise config_error(origin, ("fleet", i, "system"), str(exc)) from None
+    return Fleet(name=name, system=system, quant=t.quant, tp=t.tp, pp=t.pp, ep=t.ep, dp=t.dp,
+                 price_usd=t.price_usd, nre_usd=nre, unit_cost_usd=unit,
+                 tco=t.tco.model_dump(exclude_unset=True))  # fmt: skip
+
+
+def _designed(t: FleetTable, name: str, origin: str, loc: tuple) -> tuple[System, float, float]:
+    """A design table priced by the physical model: its system, NRE and unit cost (less NRE)."""
+    d = t.design
+    if "name" not in d.model_fields_set:
+        d = d.model_copy(update={"name": name.replace(" ", "-").lower()})
+    try:
         rep = d.report()
         if not rep.fits:
-            raise ConfigError(f"[[fleet]] {name} design: {rep.note}")
+            raise ConfigError(rep.note)
         chip = d.to_chip(report=rep)
-        system = System(chip=chip, count=int(raw.get("chips", 1)))
-        nre = rep.cost["nre_per_unit"] * (d.volume_units or technology().cost.volume_units)
-        unit = rep.unit_cost_usd - rep.cost["nre_per_unit"]
-    elif "system" in raw:
-        system = parse_system(raw["system"])
-    else:
-        raise ConfigError(f"[[fleet]] {name}: give system = 'CHIP:N' or a design table")
-    return Fleet(name=name, system=system, quant=raw.get("quant", "bf16"),
-                 tp=int(raw.get("tp", 1)), pp=int(raw.get("pp", 1)), ep=int(raw.get("ep", 1)),
-                 dp=int(raw.get("dp", 1)), price_usd=raw.get("price_usd"), nre_usd=nre,
-                 unit_cost_usd=unit, tco=dict(raw.get("tco", {})))  # fmt: skip
-
-
-def load_scenario(path: str | Path) -> Scenario:
-    raw = load_toml(Path(path))
-    sc = raw.get("scenario", {})
-    for key in ("model", "input_len", "output_len", "load_output_tokens_per_s"):
-        if key not in sc:
-            raise ConfigError(f"[scenario] {key}: required")
-    fleets = tuple(_fleet(f, i) for i, f in enumerate(raw.get("fleet", [])))
-    if not fleets:
-        raise ConfigError(f"{path}: no [[fleet]] tables; add at least one")
-    prof = tuple(float(x) for x in sc.get("daily_profile", [1.0]))
-    if min(prof) < 0 or max(prof) <= 0:
-        raise ConfigError("[scenario] daily_profile: relative loads must be >= 0, not all 0")
-    unc = {k: tuple(float(x) for x in v) for k, v in raw.get("uncertainty", {}).items()}
-    for k, v in unc.items():
-        if len(v) != 2 or v[0] > v[1]:
-            raise ConfigError(f"[uncertainty] {k}: give [low, high] with low <= high")
-    return Scenario(
-        name=str(sc.get("name", Path(path).stem)), model=sc["model"],
-        input_len=int(sc["input_len"]), output_len=int(sc["output_len"]),
-        load_output_tokens_per_s=float(sc["load_output_tokens_per_s"]),
-        tokens_per_s_per_user=sc.get("tokens_per_s_per_user"), profile=prof, fleets=fleets,
-        tco=dict(raw.get("tco", {})), uncertainty=unc or default_uncertainty(),
-        api_usd_per_m_output_tokens=sc.get("api_usd_per_m_output_tokens"),
-        payback_reference=raw.get("payback", {}).get("reference"),
-        samples=int(raw.get("monte_carlo", {}).get("samples", 400)),
-        seed=int(raw.get("monte_carlo", {}).get("seed", 0)),
-    )  # fmt: skip
+    except ConfigError as exc:
+        raise config_error(origin, loc, str(exc)) from None
+    nre = rep.cost["nre_per_unit"] * (d.volume_units or technology().cost.volume_units)
+    return System(chip=chip, count=t.chips), nre, rep.unit_cost_usd - rep.cost["nre_per_unit"]
 
 
 # --------------------------------------------------------------------------- sizing & pricing
