@@ -369,8 +369,13 @@ def design_arrays(fields: dict[str, np.ndarray], t: Technology | None = None) ->
     e_flop = t.power.j_per_flop16 * node["energy_rel"]
     off = units > 0
     zero = np.zeros(len(p))
-    peaks = {"bf16": p, "fp16": p, "fp8": np.where(f["fp8"] > 0, 2 * p, 0.0),
-             "int8": np.where(f["fp8"] > 0, 2 * p, 0.0), "fp4": np.where(f["fp4"] > 0, 4 * p, 0.0)}
+    peaks = {
+        "bf16": p,
+        "fp16": p,
+        "fp8": np.where(f["fp8"] > 0, 2 * p, 0.0),
+        "int8": np.where(f["fp8"] > 0, 2 * p, 0.0),
+        "fp4": np.where(f["fp4"] > 0, 4 * p, 0.0),
+    }
     chips = ChipArrays(
         peaks=np.stack([peaks.get(q, zero) for q in PRECISIONS], axis=1),
         vector_peak=f["vector_fraction"] * p,

@@ -120,8 +120,14 @@ def numpy_reference(packed, d: np.ndarray) -> np.ndarray:
 
 
 def bench_points(n_points: int) -> dict:
-    w = resolve_workload(system="h100-sxm:8", model="llama-3.1-70b", quant="fp8", tp=8,
-                         input_len=2048, output_len=256)
+    w = resolve_workload(
+        system="h100-sxm:8",
+        model="llama-3.1-70b",
+        quant="fp8",
+        tp=8,
+        input_len=2048,
+        output_len=256,
+    )
     plan = w.plan(64)
     g = w.graph("decode", 64, 1, 2048 + 128)
     packed = pack_ops(g)

@@ -320,9 +320,7 @@ def build_graph(
         layer=-1,
         stage=0,
     )
-    for (stage, layer, _moe, sliding), count in sorted(
-        _layer_groups(model, parallelism).items()
-    ):
+    for (stage, layer, _moe, sliding), count in sorted(_layer_groups(model, parallelism).items()):
         start = len(b.rows)
         b.attention_block(sliding)
         b.mlp_block(layer)

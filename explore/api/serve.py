@@ -55,8 +55,17 @@ class ServeRequest:
 def _workload(req: ServeRequest) -> Workload:
     inp = max(1, round(req.input_len.mean))
     out = max(1, round(req.output_len.mean))
-    return resolve_workload(system=req.system, model=req.model, quant=req.quant, tp=req.tp,
-                            pp=req.pp, ep=req.ep, dp=req.dp, input_len=inp, output_len=out)
+    return resolve_workload(
+        system=req.system,
+        model=req.model,
+        quant=req.quant,
+        tp=req.tp,
+        pp=req.pp,
+        ep=req.ep,
+        dp=req.dp,
+        input_len=inp,
+        output_len=out,
+    )
 
 
 def _kv_blocks(w: Workload, block: int) -> tuple[int, float]:

@@ -18,9 +18,9 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from explore.report.tco import print_table, write_report
-    from explore.tco.fleet import contract, load_scenario, tco
+    from explore.tco.fleet import contract, load_tco_scenario, tco
 
-    sc = load_scenario(args.scenario)
+    sc = load_tco_scenario(args.scenario)
     results = tco(sc)
     if args.report:
         write_report(sc, results, args.report)

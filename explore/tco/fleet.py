@@ -47,7 +47,6 @@ __all__ = [
     "Scenario",
     "TcoFile",
     "contract",
-    "load_scenario",
     "load_tco_scenario",
     "tco",
     "to_dataframe",
@@ -231,9 +230,6 @@ def load_tco_scenario(path: str | Path) -> Scenario:
     )  # fmt: skip
 
 
-load_scenario = load_tco_scenario  # the earlier name (explore.tco, tests); same function
-
-
 def _fleet(t: FleetTable, i: int, name: str, origin: str) -> Fleet:
     nre, unit = 0.0, None
     if t.design is not None:
@@ -282,8 +278,17 @@ class Operating:
 
 
 def operate(sc: Scenario, f: Fleet, *, batch: int | None = None) -> Operating:
-    w = resolve_workload(system=f.system, model=sc.model, quant=f.quant, tp=f.tp, pp=f.pp,
-                         ep=f.ep, dp=f.dp, input_len=sc.input_len, output_len=sc.output_len)
+    w = resolve_workload(
+        system=f.system,
+        model=sc.model,
+        quant=f.quant,
+        tp=f.tp,
+        pp=f.pp,
+        ep=f.ep,
+        dp=f.dp,
+        input_len=sc.input_len,
+        output_len=sc.output_len,
+    )
     slo = 1.0 / sc.tokens_per_s_per_user if sc.tokens_per_s_per_user else None
     try:
         b = batch or max_batch(w, tpot_slo_s=slo)
@@ -449,7 +454,7 @@ def _payback(sc: Scenario, f: Fleet, op: Operating, res: FleetResult, ref: Fleet
 
 def tco(scenario: str | Path | Scenario) -> list[FleetResult]:
     """Size and price every fleet of a scenario (the ``xpusim tco`` computation)."""
-    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    sc = scenario if isinstance(scenario, Scenario) else load_tco_scenario(scenario)
     ops: dict[str, Operating] = {}
     results = []
     for f in sc.fleets:

@@ -8,7 +8,7 @@ import pytest
 from arch.base import ConfigError, field_path
 from explore.cli import main
 from explore.search.space import load_space
-from explore.tco.fleet import load_scenario, load_tco_scenario
+from explore.tco.fleet import load_tco_scenario
 
 ROOT = Path(__file__).parents[2]
 SPACE = (ROOT / "tests" / "data" / "space_bandwidth.toml").read_text()
@@ -51,7 +51,6 @@ def test_field_paths_read_like_the_toml():
 
 
 def test_one_loader_for_both_files():
-    assert load_scenario is load_tco_scenario  # the earlier name still works
     sc = load_tco_scenario(ROOT / "examples" / "tco_asic_payback.toml")
     assert [f.name for f in sc.fleets] == ["8x H100 FP8", "8x custom ASIC FP8"]
     assert sc.fleets[1].system.chip.name == "8x-custom-asic-fp8" and sc.fleets[1].nre_usd > 0

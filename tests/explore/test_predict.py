@@ -55,8 +55,9 @@ def test_max_batch_fits_and_next_does_not():
 
     r = predict("h100-sxm:8", "llama-3.1-70b", "fp8", tp=8, batch="max", **ARGS)
     assert r.fits
-    w = resolve_workload(system="h100-sxm:8", model="llama-3.1-70b", quant="fp8", tp=8,
-                         input_len=512, output_len=64)
+    w = resolve_workload(
+        system="h100-sxm:8", model="llama-3.1-70b", quant="fp8", tp=8, input_len=512, output_len=64
+    )
     assert not w.plan(r.batch + 1).fits or r.batch == 1 << 16
 
 

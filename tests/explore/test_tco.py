@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from explore.cli import main
-from explore.tco.fleet import load_scenario, operate, price_fleet, tco, to_dataframe
+from explore.tco.fleet import load_tco_scenario, operate, price_fleet, tco, to_dataframe
 from explore.tco.inputs import capital_recovery_factor, default_inputs, ownership, usd_per_m_tokens
 
 ROOT = Path(__file__).parents[2]
@@ -68,7 +68,7 @@ def test_capital_recovery_factor_by_hand():
 def small(tmp_path_factory):
     p = tmp_path_factory.mktemp("tco") / "small.toml"
     p.write_text(SMALL)
-    sc = load_scenario(p)
+    sc = load_tco_scenario(p)
     return p, sc, operate(sc, sc.fleets[0])
 
 
@@ -152,7 +152,7 @@ def test_dataframe(small):
 
 def test_asic_payback_break_even_is_consistent():
     """At the break-even chip price the ASIC fleet's $/M output tokens equals the reference's."""
-    sc = load_scenario(ROOT / "examples" / "tco_asic_payback.toml")
+    sc = load_tco_scenario(ROOT / "examples" / "tco_asic_payback.toml")
     sc = replace(sc, samples=10)
     res = {r.name: r for r in tco(sc)}
     asic, ref = res["8x custom ASIC FP8"], res["8x H100 FP8"]

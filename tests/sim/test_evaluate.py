@@ -13,7 +13,7 @@ from explore.api.serve import ServeRequest, build
 from explore.search.objectives import evaluate_point
 from explore.search.space import load_space
 from explore.search.sweep import sweep
-from explore.tco import load_scenario
+from explore.tco import load_tco_scenario
 from explore.tco.fleet import operate
 from explore.validation.cases import build_cases
 from kernels import layout as L
@@ -121,7 +121,7 @@ def test_search_objective_and_tco_fleet_equal_predict(name, tmp_path):
         f'[[fleet]]\nname = "f"\nsystem = "h100-sxm:8"\nquant = "{quant}"\ntp = {tp}\n'
         f"pp = {pp}\nep = {ep}\ndp = {cfg[5]}\nprice_usd = 25000\n"
     )
-    sc = load_scenario(path)
+    sc = load_tco_scenario(path)
     op = operate(sc, sc.fleets[0], batch=BATCH)
     got = [op.ttft_s, op.tpot_s, op.replica_tokens_per_s * cfg[5], op.busy_w]
     np.testing.assert_allclose(got, [r.ttft_s, r.tpot_s, r.output_tokens_per_s, r.power_w],

@@ -18,8 +18,9 @@ CONFIGS = [  # system, model, quant, tp, pp, batch per micro-batch, phase
 
 
 def _setup(system, model, quant, tp, pp, batch, phase):
-    w = resolve_workload(system=system, model=model, quant=quant, tp=tp, pp=pp, input_len=512,
-                         output_len=64)
+    w = resolve_workload(
+        system=system, model=model, quant=quant, tp=tp, pp=pp, input_len=512, output_len=64
+    )
     plan = w.plan(batch * pp)  # a step of pp micro-batches of `batch` sequences
     seq, ctx = (1, 512) if phase == "decode" else (512, 0)
     g = w.graph(phase, batch * pp, seq, ctx)
