@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["UnitError", "dimension_of_field", "parse_quantity"]
+__all__ = ["UnitError", "dimension_of_field", "parse_field_value", "parse_quantity"]
 
 
 class UnitError(ValueError):
@@ -124,3 +124,11 @@ def parse_quantity(value: object, field: str = "") -> float:
     if want is not None and dim != want:
         raise UnitError(f"{field}: unit {unit!r} is {dim}, field expects {want}")
     return number * scale * mult
+
+
+def parse_field_value(value: object, field: str) -> object:
+    """``value`` for ``field``: a unit string parsed to SI when the field's name carries a unit
+    (``clock_hz``, ``sram_bytes``...), anything else unchanged."""
+    if isinstance(value, str) and dimension_of_field(field) is not None:
+        return parse_quantity(value, field)
+    return value

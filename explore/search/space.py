@@ -51,7 +51,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 
 from arch.base import ConfigError, UserConfig, field_error, load_config, partial_model
 from arch.physical import ChipDesign
-from arch.units import UnitError, dimension_of_field, parse_quantity
+from arch.units import UnitError, parse_field_value
 from explore.tco.inputs import TcoInputs
 
 __all__ = [
@@ -107,12 +107,10 @@ CHIP_DIMS, MODEL_DIMS, DEPLOY_DIMS = SECTIONS["chip"], SECTIONS["model"], SECTIO
 
 def parse_value(v: Any, name: str) -> Any:
     """A number, or a unit string parsed for fields whose name carries a unit."""
-    if isinstance(v, str) and dimension_of_field(name) is not None:
-        try:
-            return parse_quantity(v, name)
-        except UnitError as exc:
-            raise ConfigError(f"{name}: {exc}") from None
-    return v
+    try:
+        return parse_field_value(v, name)
+    except UnitError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 @dataclass(frozen=True)

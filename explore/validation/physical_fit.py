@@ -31,7 +31,7 @@ from arch.physical import (
     technology,
 )
 from arch.presets import load_chip
-from explore.search.space import parse_value
+from arch.units import parse_field_value
 
 __all__ = ["CalibrationChip", "calibration_chips", "fit", "report_rows", "run_physical"]
 
@@ -92,12 +92,11 @@ def calibration_chips() -> list[CalibrationChip]:
     out = []
     for name, v in values["chips"].items():
         chip = load_chip(name)
+        link = v.get("link_bytes_per_s", chip.scale_up.bandwidth_bytes_per_s)
         out.append(CalibrationChip(
-            chip=chip, node=v["node"], clock_hz=float(parse_value(v["clock_hz"], "clock_hz")),
+            chip=chip, node=v["node"], clock_hz=float(parse_field_value(v["clock_hz"], "clock_hz")),
             hbm_phys=int(v.get("hbm_phys", 0)), ddr_phys=int(v.get("ddr_phys", 0)),
-            link_bytes_per_s=float(parse_value(v.get("link_bytes_per_s",
-                                                chip.scale_up.bandwidth_bytes_per_s),
-                                          "link_bytes_per_s")),
+            link_bytes_per_s=float(parse_field_value(link, "link_bytes_per_s")),
             wafer_scale=bool(v.get("wafer_scale", False)),
             memory_gen=v.get("hbm_gen") or v.get("ddr_gen"),
             systolic=v["core_style"] == "systolic",
