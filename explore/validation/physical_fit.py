@@ -93,8 +93,9 @@ def calibration_chips() -> list[CalibrationChip]:
     for name, v in values["chips"].items():
         chip = load_chip(name)
         link = v.get("link_bytes_per_s", chip.scale_up.bandwidth_bytes_per_s)
+        clock = parse_field_value(v["clock_hz"], "clock_hz")
         out.append(CalibrationChip(
-            chip=chip, node=v["node"], clock_hz=float(parse_field_value(v["clock_hz"], "clock_hz")),
+            chip=chip, node=v["node"], clock_hz=float(clock),
             hbm_phys=int(v.get("hbm_phys", 0)), ddr_phys=int(v.get("ddr_phys", 0)),
             link_bytes_per_s=float(parse_field_value(link, "link_bytes_per_s")),
             wafer_scale=bool(v.get("wafer_scale", False)),
