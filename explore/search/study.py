@@ -1,32 +1,62 @@
 """Co-design search with Optuna: chip x model shape x deployment, under area, power and cost.
 
 Each trial samples the space's dimensions, rejects a point that cannot run before costing it
-(:class:`explore.search.objectives.Infeasible`: recorded as PRUNED with its reason), and otherwise
-costs it with the analytic model. Constraints go to the sampler through
-``Trial.set_constraint`` (Optuna 5's successor of ``constraints_func``): a violated constraint
-keeps the real objective values; the trial is just infeasible.
+(:class:`explore.search.objectives.Infeasible`: ``optuna.TrialPruned``, with the reason in the
+``infeasible`` user attr), and otherwise costs it with the analytic model. Constraints go to the
+samplers and to ``Study.best_trials`` through ``Trial.set_constraint`` (Optuna 5's successor of
+``constraints_func``): a violated constraint keeps the real objective values; the trial is just
+infeasible. The Pareto set is Optuna's ``study.best_trials`` (feasible COMPLETE trials only).
 
-Storage and resumption: by default a journal file (``OUT/study.journal``); ``--storage`` also
-takes ``sqlite:///file.db`` or ``postgresql://...`` (Optuna's RDB storage, with heartbeats so a
-dead worker's trial is failed and its parameters retried). A study resumes by name: ``n_trials``
-is the total of finished trials (COMPLETE + PRUNED); a rerun adds only what is missing. Trials a
-killed process left RUNNING in a journal are failed and their parameters enqueued again, so none
-is lost; trial numbers are allocated by the storage and a trial whose number ranks beyond
-``n_trials`` is discarded before it runs (FAIL, ``surplus``), so concurrent workers never
-overshoot and nothing is evaluated twice.
+Only Optuna's public API is used. Trials run in ``Study.optimize``; ``n_trials`` is the study's
+total budget of finished (COMPLETE + PRUNED) trials, so a rerun tops a study up and a rerun with
+the same number does nothing. Workers share the budget: ``MaxTrialsCallback`` stops a worker once
+the budget is spent, and because two workers can both start the last trial, a trial whose
+number ranks beyond the budget among the study's not-failed trials is discarded before it
+samples anything (FAIL, user attr ``surplus``): the storage numbers trials atomically, so exactly
+one worker wins each slot and the study never overshoots.
+
+Liveness. A worker killed mid-trial leaves the trial RUNNING; it must be failed and its
+parameters retried (``RetryHeartbeatStaleTrialCallback``, at most 3 times), but only once its
+process is really gone: failing a live worker's trial makes that worker die with
+``UpdateFinishedTrialError``. "Whoever starts next" is no evidence of death, so liveness comes
+from heartbeats:
+
+* ``sqlite:///F``, ``postgresql://``, ``mysql://``: Optuna's RDB heartbeat
+  (``RDBStorage(heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+  heartbeat_stale_trial_callback=...)``); ``Study.optimize`` fails stale trials before each new
+  one. (``failed_trial_callback`` and ``RetryFailedTrialCallback`` are deprecated in Optuna 5.)
+* the journal file (default ``OUT/study.journal``): ``JournalStorage`` does not implement
+  Optuna's heartbeat in 5.0 (it is no ``BaseHeartbeat``, and ``fail_stale_trials`` skips it).
+
+So every trial also beats through the public API, on any storage: a thread renews its
+``heartbeat`` user attr every HEARTBEAT_S while it runs (``Trial.set_user_attr``; a trial of
+milliseconds never writes). Whenever it runs no trial of its own (before its first, and while
+it waits for the budget), every worker watches the RUNNING trials of others: one that for
+GRACE_S of the watcher's own monotonic clock neither finished nor renewed its beat is dead, and
+is failed (``Study.tell(number, state=FAIL)``) and retried. Watching with one's own clock needs
+no agreement of clocks or time zones between hosts. This is the only mechanism for the journal;
+on RDB it also catches the trial Optuna never fails, one killed between its creation and its
+first heartbeat (Optuna leaves a trial without a heartbeat row RUNNING forever, by design:
+optuna#4026). A worker whose remaining budget is held by others' RUNNING trials waits for them
+to finish or die, so a resumed study always ends with exactly ``n_trials`` finished trials.
+A worker stopped (not killed) for longer than GRACE_S is declared dead as well: its point is
+retried elsewhere and the stopped worker fails when it resumes (rerun to carry on).
+
+Each process seeds its sampler with ``seed`` + the number of its first trial: one process is
+reproducible, and concurrent ones (same ``--seed``) do not sample the same points.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from arch.base import ConfigError
 from explore.search.objectives import METRICS, Infeasible, chinchilla_loss, evaluate_point
@@ -39,7 +69,7 @@ from explore.search.space import (
 )
 from workloads.presets import load_model
 
-__all__ = ["SearchResult", "pareto_front", "search"]
+__all__ = ["SearchResult", "search"]
 
 FINISHED = ("COMPLETE", "PRUNED")
 
@@ -79,8 +109,9 @@ class SearchResult:
 
 
 def _storage(url: str | None, out: Path):
-    """(Optuna storage, URL workers can reopen)."""
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    """(Optuna storage, URL workers can reopen). RDB storages carry Optuna's heartbeat; the
+    journal has none (see the module docstring)."""
+    from optuna.storages import RDBStorage
     from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 
     if url is None or url.endswith(".journal"):
@@ -94,12 +125,20 @@ def _storage(url: str | None, out: Path):
     try:
         with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna 5
             warnings.simplefilter("ignore")
-            retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
-            storage = RDBStorage(url, heartbeat_interval=5, grace_period=20,
-                                 heartbeat_stale_trial_callback=retry)  # fmt: skip
+            storage = RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                 heartbeat_stale_trial_callback=_retry())  # fmt: skip
     except Exception as exc:
         raise ConfigError(f"--storage {url}: cannot open ({type(exc).__name__}: {exc})") from None
     return storage, url
+
+
+def _retry():
+    """Re-enqueue a dead trial's parameters (WAITING), at most MAX_RETRY times per point."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():  # experimental in Optuna 5
+        warnings.simplefilter("ignore")
+        return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
 
 
 def _sampler(space: Space, seed: int):
@@ -117,7 +156,8 @@ def _sampler(space: Space, seed: int):
 def _open(space: Space, storage, *, create: bool, seed: int):
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # ERROR: a surplus trial is a FAIL that Study.optimize would log as a warning
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     kw = {"study_name": space.name, "storage": storage, "sampler": _sampler(space, seed)}
     if not create:
         return optuna.load_study(**kw)
@@ -133,27 +173,36 @@ def _open(space: Space, storage, *, create: bool, seed: int):
 
 # --------------------------------------------------------------------------- trials
 
+HEARTBEAT_S = 2  # a running trial renews its heartbeat this often (s; RDB wants an int)
+GRACE_S = 10  # ... and is dead after this long without one (s)
+POLL_S = 0.25  # how often a worker waiting on others' trials looks again
+MAX_RETRY = 3  # a point whose trial died is retried at most this often
+BEAT = "heartbeat"  # the user attr a running trial renews
 
-def _run_one(study, space: Space, trial) -> str:
-    """Evaluate a trial and tell the study; returns the final state name."""
-    from optuna.trial import TrialState
+
+class _SurplusError(Exception):
+    """The trial ranks beyond the budget: another worker took the last slot."""
+
+
+def _evaluate(space: Space, trial) -> list[float]:
+    """Sample and cost one point. Infeasible: ``TrialPruned`` with the reason in a user attr;
+    constraint values go to the samplers and keep the real objective values."""
+    import optuna
 
     params = {d.key: d.suggest(trial) for d in space.dims}
     try:
         point = evaluate_point(space.base, params, space.quality)
     except Infeasible as exc:
         trial.set_user_attr("infeasible", str(exc))
-        study.tell(trial, state=TrialState.PRUNED)
-        return "PRUNED"
+        raise optuna.TrialPruned(str(exc)) from None
     m = point.metrics
     cons = [c.violation(m[c.metric]) for c in space.constraints]
     trial.set_user_attr("metrics", m)
     trial.set_user_attr("constraints", cons)
     for c, v in zip(space.constraints, cons, strict=True):
-        trial.set_constraint(str(c), v)  # read by the samplers (Optuna >= 5)
+        trial.set_constraint(str(c), v)  # read by the samplers and best_trials (Optuna >= 5)
     trial.set_user_attr("notes", [n for n in point.notes if n.startswith("EXTRAPOLATED")])
-    study.tell(trial, [m[o] for o in space.objectives])
-    return "COMPLETE"
+    return [m[o] for o in space.objectives]
 
 
 def _rank(study, number: int) -> int:
@@ -164,96 +213,173 @@ def _rank(study, number: int) -> int:
     return sum(1 for t in trials if t.number < number and t.state != TrialState.FAIL)
 
 
-def _loop(study, space: Space, n_target: int, on_done=None) -> int:
-    """Ask/evaluate/tell until ``n_target`` trials exist that are not failed; returns how many
-    this process finished."""
-    from optuna.storages import RDBStorage, fail_stale_trials
-    from optuna.storages._heartbeat import get_heartbeat_thread  # what Study.optimize uses
-    from optuna.trial import TrialState
+@contextmanager
+def _beating(trial):
+    """Renew the trial's ``heartbeat`` user attr every HEARTBEAT_S while the block runs, so that
+    other workers see it alive however long it takes (a trial of milliseconds never writes)."""
+    from optuna.exceptions import UpdateFinishedTrialError
 
-    done = 0
-    heartbeat = isinstance(study._storage, RDBStorage)
-    while True:
-        if heartbeat:  # fail (and retry) the trials of workers that stopped beating
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            try:
+                trial.set_user_attr(BEAT, time.time())
+            except UpdateFinishedTrialError:  # declared dead after all (e.g. a stopped host)
+                return
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@dataclass
+class _Objective:
+    """``Study.optimize``'s objective: claim a slot of the budget, then beat and evaluate."""
+
+    space: Space
+    n_target: int
+    seeded: bool = False
+
+    def __call__(self, trial) -> list[float]:
+        study = trial.study
+        if not self.seeded:  # distinct streams for concurrent workers; see the module docstring
+            study.sampler = _sampler(self.space, self.space.seed + trial.number)
+            self.seeded = True
+        if _rank(study, trial.number) >= self.n_target:
+            trial.set_user_attr("surplus", True)
+            study.stop()
+            raise _SurplusError(trial.number)
+        with _beating(trial):
+            return _evaluate(self.space, trial)
+
+
+class _Tally:
+    """Callback: counts the trials this process finished and ticks the progress bar."""
+
+    def __init__(self, on_done=None):
+        self.n, self.on_done = 0, on_done
+
+    def __call__(self, study, trial) -> None:
+        if trial.state.name in FINISHED:
+            self.n += 1
+            if self.on_done:
+                self.on_done()
+
+
+class _Watch:
+    """Fails (and retries) the trials of dead workers: a RUNNING trial that, for GRACE_S of this
+    process's own monotonic clock, neither finished nor renewed its ``heartbeat`` attr. Only
+    called while this process runs no trial, so every RUNNING trial it sees is another's."""
+
+    def __init__(self, study, storage):
+        import optuna
+
+        self.rdb = isinstance(storage, optuna.storages.RDBStorage)
+        # telling a trial runs the sampler's after_trial: a plain RandomSampler has none
+        self.study = optuna.load_study(study_name=study.study_name, storage=storage,
+                                       sampler=optuna.samplers.RandomSampler())  # fmt: skip
+        self.seen: dict[int, tuple[Any, float]] = {}  # number -> (last beat, when it changed)
+        self.retry = _retry()
+
+    def __call__(self) -> None:
+        from optuna.storages import fail_stale_trials
+        from optuna.trial import TrialState
+
+        if self.rdb:  # Optuna's own heartbeat first (what Study.optimize also does)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                fail_stale_trials(study)
-        with warnings.catch_warnings():  # we run the heartbeat ourselves, below
-            warnings.simplefilter("ignore", UserWarning)
-            trial = study.ask()
-        if _rank(study, trial.number) >= n_target:
-            trial.set_user_attr("surplus", True)
-            study.tell(trial, state=TrialState.FAIL)
-            return done
-        # heartbeats (RDB storages) let other workers fail and retry this trial if we die
-        with get_heartbeat_thread(trial._trial_id, study._storage):
-            _run_one(study, space, trial)
-        done += 1
-        if on_done:
-            on_done()
+                fail_stale_trials(self.study)
+        now, seen = time.monotonic(), {}
+        for t in self.study.get_trials(deepcopy=True, states=(TrialState.RUNNING,)):
+            mark = t.user_attrs.get(BEAT)
+            last = self.seen.get(t.number)
+            seen[t.number] = last if last is not None and last[0] == mark else (mark, now)
+            if now - seen[t.number][1] > GRACE_S:
+                self._fail(t)
+        self.seen = seen
+
+    def _fail(self, trial) -> None:
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.trial import TrialState
+
+        try:
+            self.study.tell(trial.number, state=TrialState.FAIL)
+        except (ValueError, UpdateFinishedTrialError):  # finished, or failed by another worker
+            return
+        self.retry(self.study, trial)
 
 
-def _worker(space: Space, storage_url: str, out: str, n_target: int, seed: int) -> int:
-    storage, _ = _storage(storage_url, Path(out))
-    study = _open(space, storage, create=False, seed=seed)
-    return _loop(study, space, n_target)
-
-
-def _recover_journal(study) -> int:
-    """Fail trials a killed process left RUNNING and enqueue their parameters again."""
+def _counts(study) -> tuple[int, int]:
+    """(finished, running) trials of the study."""
     from optuna.trial import TrialState
 
-    n = 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
-        n += 1
-    return n
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                      TrialState.RUNNING))  # fmt: skip
+    running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+    return len(trials) - running, running
+
+
+def _loop(study, storage, space: Space, n_target: int, on_done=None) -> int:
+    """Run trials until the study has ``n_target`` finished ones; returns how many this process
+    finished. Waits while others' RUNNING trials hold the rest of the budget, until they finish
+    or the watch declares them dead (their parameters then come back as WAITING trials)."""
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    watch, tally = _Watch(study, storage), _Tally(on_done)
+    objective = _Objective(space, n_target)
+    stop = MaxTrialsCallback(n_target, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    while True:
+        watch()
+        finished, running = _counts(study)
+        if finished >= n_target:
+            return tally.n
+        if finished + running >= n_target:
+            time.sleep(POLL_S)
+            continue
+        study.optimize(objective, n_trials=n_target - finished - running,
+                       callbacks=[stop, tally], catch=(_SurplusError,))  # fmt: skip
+
+
+def _worker(space: Space, storage_url: str, out: str, n_target: int) -> int:
+    """One spawned worker process: reopen the storage and the study, run the shared budget."""
+    storage, _ = _storage(storage_url, Path(out))
+    study = _open(space, storage, create=False, seed=space.seed)
+    return _loop(study, storage, space, n_target)
 
 
 # --------------------------------------------------------------------------- results
 
 
-def pareto_front(values: np.ndarray, directions: tuple[str, ...]) -> np.ndarray:
-    """Indices of the non-dominated rows of ``values[n, k]`` (all objectives minimized after
-    flipping maximized ones)."""
-    if len(values) == 0:
-        return np.array([], dtype=int)
-    v = values * np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
-    keep = []
-    for i in range(len(v)):
-        dominated = np.any(np.all(v <= v[i], axis=1) & np.any(v < v[i], axis=1))
-        if not dominated:
-            keep.append(i)
-    return np.array(keep, dtype=int)
-
-
-def _rows(study, space: Space) -> list[dict]:
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        cons = t.user_attrs.get("constraints", [])
-        rows.append({
-            "number": t.number, "state": t.state.name, "params": dict(t.params),
-            "values": list(t.values) if t.values else None,
-            "metrics": t.user_attrs.get("metrics", {}),
-            "feasible": t.state.name == "COMPLETE" and all(c <= 0 for c in cons),
-            "constraints": cons, "reason": t.user_attrs.get("infeasible", ""),
-            "notes": t.user_attrs.get("notes", []),
-        })  # fmt: skip
-    return rows
+def _row(t) -> dict:
+    cons = t.user_attrs.get("constraints", [])
+    return {
+        "number": t.number, "state": t.state.name, "params": dict(t.params),
+        "values": list(t.values) if t.values else None,
+        "metrics": t.user_attrs.get("metrics", {}),
+        "feasible": t.state.name == "COMPLETE" and all(c <= 0 for c in cons),
+        "constraints": cons, "reason": t.user_attrs.get("infeasible", ""),
+        "notes": t.user_attrs.get("notes", []),
+    }  # fmt: skip
 
 
 def _result(study, space: Space, storage_url: str) -> SearchResult:
-    rows = _rows(study, space)
-    finished = [r for r in rows if r["state"] in FINISHED]
-    feas = [r for r in rows if r["feasible"]]
-    vals = np.array([r["values"] for r in feas]) if feas else np.zeros((0, len(space.objectives)))
-    front = [feas[i] for i in pareto_front(vals, space.directions)]
+    """Every trial's row, and the Pareto set from ``study.best_trials`` (feasible COMPLETE
+    trials, non-dominated) sorted by the first objective, best first."""
+    rows = [_row(t) for t in study.get_trials(deepcopy=False)]
+    by_number = {r["number"]: r for r in rows}
+    front = [by_number[t.number] for t in study.best_trials]
     front.sort(key=lambda r: r["values"][0], reverse=space.directions[0] == "maximize")
     return SearchResult(
         study_name=space.name, storage=storage_url, objectives=space.objectives,
-        directions=space.directions, n_trials_complete=len(finished),
-        n_trials_feasible=len(feas), pareto=front, trials=rows,
+        directions=space.directions,
+        n_trials_complete=sum(r["state"] in FINISHED for r in rows),
+        n_trials_feasible=sum(r["feasible"] for r in rows), pareto=front, trials=rows,
     )  # fmt: skip
 
 
@@ -319,31 +445,27 @@ def search(
     out_dir = Path(out) if out else Path("xpusim-search") / sp.name
     st, url = _storage(storage, out_dir)
     study = _open(sp, st, create=True, seed=sp.seed)
-    if url.endswith(".journal"):
-        _recover_journal(study)
-    # a resumed study continues its sampler's stream instead of replaying it from the start
-    run_sp = replace(sp, seed=sp.seed + len(study.get_trials(deepcopy=False)))
-    study.sampler = _sampler(run_sp, run_sp.seed)
     t0 = time.perf_counter()
-    done = _run(study, run_sp, url, out_dir, workers, progress)
+    done = _run(study, st, sp, url, out_dir, workers, progress)
     res = _result(study, sp, url)
     res.wall_s, res.n_trials_done_here = time.perf_counter() - t0, done
     res.space, res.study = sp, study
     return res
 
 
-def _run(study, sp: Space, url: str, out_dir: Path, workers: int, progress: bool) -> int:
+def _run(study, st, sp: Space, url: str, out_dir: Path, workers: int, progress: bool) -> int:
+    """Trials this process (or its ``workers`` spawned processes) finished."""
     if workers < 1:
         raise ConfigError("--workers must be >= 1")
     with _Bar(study, sp.n_trials, progress) as bar:
         if workers == 1:
-            return _loop(study, sp, sp.n_trials, on_done=bar.tick)
+            return _loop(study, st, sp, sp.n_trials, on_done=bar.tick)
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
         with ctx.Pool(workers) as pool:
-            jobs = [pool.apply_async(_worker, (sp, url, str(out_dir), sp.n_trials, sp.seed + i))
-                    for i in range(workers)]  # fmt: skip
+            jobs = [pool.apply_async(_worker, (sp, url, str(out_dir), sp.n_trials))
+                    for _ in range(workers)]  # fmt: skip
             while not all(j.ready() for j in jobs):
                 bar.tick()
                 time.sleep(0.5)

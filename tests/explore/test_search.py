@@ -12,15 +12,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from explore.cli import main
 from explore.search.objectives import Infeasible, evaluate_point
 from explore.search.space import load_space
-from explore.search.study import pareto_front, search
+from explore.search.study import search
 
 DATA = Path(__file__).parents[1] / "data"
 BW_SPACE = DATA / "space_bandwidth.toml"
@@ -87,10 +87,30 @@ def test_memory_misfit_is_rejected_before_costing(tmp_path):
     assert pruned >= 1
 
 
-def test_pareto_front_by_hand():
-    """Maximize x, minimize y. (3,3) is dominated by (3,1); (1,0) and (3,1) and (4,5) are not."""
-    v = np.array([[1.0, 0.0], [3.0, 3.0], [3.0, 1.0], [4.0, 5.0], [0.5, 2.0]])
-    assert sorted(pareto_front(v, ("maximize", "minimize")).tolist()) == [0, 2, 3]
+def test_pareto_set_of_a_tiny_study_by_hand():
+    """Maximize x, minimize y over a real Optuna study. (3,3) is dominated by (3,1); (1,0),
+    (3,1) and (4,5) are not; (5,-1) would dominate them all but violates its constraint (kept
+    with its real values, left off the set); the PRUNED trial has no values. Rows come best x
+    first."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from explore.search.study import _result
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    points = [(1.0, 0.0), (3.0, 3.0), (3.0, 1.0), (4.0, 5.0), (0.5, 2.0), (5.0, -1.0)]
+    for i, v in enumerate(points):
+        c = 1.0 if i == 5 else 0.0
+        study.add_trial(create_trial(values=list(v), constraints={"tdp_w <= 300": c},
+                                     user_attrs={"constraints": [c]}))  # fmt: skip
+    study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs={"infeasible": "memory"}))
+    space = replace(load_space(BW_SPACE), objectives=("x", "y"),
+                    directions=("maximize", "minimize"))  # fmt: skip
+    res = _result(study, space, "memory")
+    assert [p["number"] for p in res.pareto] == [3, 2, 0]
+    assert res.n_trials_complete == 7 and res.n_trials_feasible == 5
+    assert res.trials[5]["values"] == [5.0, -1.0] and not res.trials[5]["feasible"]
+    assert res.trials[6]["reason"] == "memory"
 
 
 def _finished(study_rows):
@@ -135,43 +155,138 @@ def _space(tmp_path, n, sampler="random"):
     return p
 
 
-def _count(journal: Path) -> int:
+def _study_trials(storage: str) -> list:
+    """The trials of study "resume" in a journal path or an RDB URL ([] until it exists)."""
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-    if not journal.exists():
-        return 0
-    st = JournalStorage(JournalFileBackend(str(journal)))
+    if storage.endswith(".journal"):
+        if not Path(storage).exists():
+            return []
+        storage = JournalStorage(JournalFileBackend(storage))
     try:
-        study = optuna.load_study(study_name="resume", storage=st)
-    except KeyError:
-        return 0
-    return sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.get_trials(deepcopy=False))
+        return optuna.load_study(study_name="resume", storage=storage).get_trials()
+    except Exception:  # not created yet (KeyError), or the SQLite file is busy: ask again
+        return []
 
 
-def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path):
+def _count(storage: str) -> int:
+    return sum(t.state.name in ("COMPLETE", "PRUNED") for t in _study_trials(storage))
+
+
+@pytest.fixture
+def quick_grace(monkeypatch):
+    """Declare a silent trial dead after 2 s instead of 10, so a resume does not wait long for
+    the trial the kill left RUNNING (this process only; a live trial beats every second)."""
+    import explore.search.study as study_mod
+
+    monkeypatch.setattr(study_mod, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(study_mod, "GRACE_S", 2)
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path, kind, quick_grace):
+    """Killed mid-study, on a journal file or SQLite (Optuna's RDB heartbeat), the rerun fails
+    the trial the kill left RUNNING once it has been silent for the grace period, retries its
+    parameters and ends with exactly n finished trials."""
     n = 200
     space = _space(tmp_path, n)
     out = tmp_path / "out"
-    code = f"from explore.cli import main; main(['search', {str(space)!r}, '--out', {str(out)!r}])"
+    storage = str(out / "study.journal") if kind == "journal" else f"sqlite:///{tmp_path}/s.db"
+    code = (f"from explore.cli import main; main(['search', {str(space)!r}, '--out', "
+            f"{str(out)!r}, '--storage', {storage!r}])")  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
-    journal = out / "study.journal"
     deadline = time.time() + 120
-    while _count(journal) < 40 and time.time() < deadline and proc.poll() is None:
+    while _count(storage) < 40 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert proc.poll() is None, "the search finished before it could be killed; raise n"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    killed_at = _count(journal)
+    killed_at = _count(storage)
     assert 40 <= killed_at < n
-    res = search(space, out=out)
+    res = search(space, out=out, storage=storage)
     assert res.n_trials_complete == n
     assert res.n_trials_done_here == n - killed_at
+    assert not [t for t in res.trials if t["state"] == "RUNNING"]
     _assert_no_duplicates(res.trials, n)
-    # a trial caught RUNNING by the kill is failed and its parameters retried
-    failed = [t for t in res.trials if t["state"] == "FAIL" and t["params"]]
-    retried = {tuple(sorted(t["params"].items())) for t in _finished(res.trials)}
-    assert all(tuple(sorted(t["params"].items())) in retried for t in failed)
+    # a trial caught RUNNING by the kill is failed and the parameters it had drawn (all, or the
+    # first ones if the kill came mid-sampling) are retried
+    for f in [t for t in res.trials if t["state"] == "FAIL" and t["params"]]:
+        drawn = f["params"].items()
+        assert any(drawn <= t["params"].items() for t in _finished(res.trials)), f
+    again = search(space, out=out, storage=storage)  # the same budget again: nothing to do
+    assert again.n_trials_complete == n and again.n_trials_done_here == 0
+
+
+def _search_in_process(space: Path, storage: str, out: Path, ready: Path, go: Path) -> list[str]:
+    """A python command that imports everything, says it is ready, waits for the go, searches
+    and prints how many trials it finished."""
+    code = f"""
+import time
+from pathlib import Path
+from explore.search.study import search
+Path({str(ready)!r}).touch()
+while not Path({str(go)!r}).exists():
+    time.sleep(0.01)
+res = search({str(space)!r}, storage={storage!r}, out={str(out)!r})
+print(res.n_trials_done_here)
+"""
+    return [sys.executable, "-c", code]
+
+
+def test_two_processes_on_one_journal_share_the_budget(tmp_path):
+    """Two independent searches started together on one journal: both finish without error (a
+    live worker's trial is never failed by the other), the study ends with exactly n finished
+    trials, the two counts add up to n, and the only failed trials are surplus claims that
+    sampled nothing (no parameters retried, so none duplicated)."""
+    n = 300
+    space = _space(tmp_path, n)
+    storage = str(tmp_path / "shared.journal")
+    go = tmp_path / "go"
+    procs = []
+    for i in range(2):
+        cmd = _search_in_process(space, storage, tmp_path / f"out{i}", tmp_path / f"ready{i}", go)
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True))
+    deadline = time.time() + 60
+    while not all((tmp_path / f"ready{i}").exists() for i in range(2)) and time.time() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    done = [int(o.split()[-1]) for o in outs]
+    assert sum(done) == n and min(done) > 0, done  # both worked, together
+    trials = _study_trials(storage)
+    rows = [{"number": t.number, "state": t.state.name, "params": t.params} for t in trials]
+    _assert_no_duplicates(rows, n)
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert all(t.user_attrs.get("surplus") and not t.params for t in failed)
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+
+
+def test_a_slow_live_trial_is_not_failed_by_another_worker(tmp_path, quick_grace):
+    """Liveness comes from heartbeats, not from who starts next: a worker whose trial takes 3 s
+    (more than the 2 s grace) keeps it alive by beating every second; a second worker spends
+    the rest of the budget meanwhile and then waits for that trial instead of failing it."""
+    space = _space(tmp_path, 3)
+    storage = str(tmp_path / "slow.journal")
+    code = f"""
+import time
+import explore.search.study as m
+m.HEARTBEAT_S = 1
+real = m.evaluate_point
+m.evaluate_point = lambda *a: (time.sleep(3), real(*a))[1]
+m.search({str(space)!r}, storage={storage!r}, out={str(tmp_path / "slow")!r})
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    deadline = time.time() + 60
+    while not any(t.state.name == "RUNNING" for t in _study_trials(storage)):
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    res = search(space, storage=storage, out=tmp_path / "fast")
+    assert proc.wait(timeout=60) == 0
+    assert res.n_trials_complete == 3 and res.n_trials_done_here == 2
+    assert not [t for t in res.trials if t["state"] == "FAIL" and t["params"]]
+    assert _count(storage) == 3
 
 
 def test_two_workers_on_one_journal(tmp_path):
