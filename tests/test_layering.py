@@ -129,6 +129,7 @@ def test_explore_rooms_form_no_circle_and_every_room_names_its_api():
 
 
 def test_no_module_imports_another_modules_private_name():
+    """Sources, benchmarks and tests use public names only."""
     bad = [
         f"{mod} imports {t}.{n}"
         for mod, path in MODULES.items()
@@ -138,7 +139,8 @@ def test_no_module_imports_another_modules_private_name():
     ]
     bad += [
         f"{f.relative_to(ROOT)} imports {t}.{n}"
-        for f in sorted((ROOT / "benchmarks").rglob("*.py"))
+        for top in ("benchmarks", "tests")
+        for f in sorted((ROOT / top).rglob("*.py"))
         for t, names in _imports(f)
         for n in names
         if t.split(".")[0] in ORDER and n.startswith("_")

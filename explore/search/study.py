@@ -69,7 +69,7 @@ from explore.search.space import (
 )
 from workloads.presets import load_model
 
-__all__ = ["SearchResult", "search"]
+__all__ = ["SearchResult", "apply_overrides", "search", "study_result"]
 
 FINISHED = ("COMPLETE", "PRUNED")
 
@@ -368,7 +368,7 @@ def _row(t) -> dict:
     }  # fmt: skip
 
 
-def _result(study, space: Space, storage_url: str) -> SearchResult:
+def study_result(study, space: Space, storage_url: str) -> SearchResult:
     """Every trial's row, and the Pareto set from ``study.best_trials`` (feasible COMPLETE
     trials, non-dominated) sorted by the first objective, best first."""
     rows = [_row(t) for t in study.get_trials(deepcopy=False)]
@@ -386,7 +386,7 @@ def _result(study, space: Space, storage_url: str) -> SearchResult:
 # --------------------------------------------------------------------------- front door
 
 
-def _apply(space: Space, **kw) -> Space:
+def apply_overrides(space: Space, **kw) -> Space:
     """Overrides from the API or CLI on top of the space file."""
     upd: dict[str, Any] = {}
     if kw.get("objectives"):
@@ -440,14 +440,14 @@ def search(
     """Run (or resume) a study until it has ``n_trials`` finished trials; returns the Pareto set
     of feasible trials and every trial's record."""
     sp = space if isinstance(space, Space) else load_space(space)
-    sp = _apply(sp, objectives=objectives, constraints=constraints, base=base,
+    sp = apply_overrides(sp, objectives=objectives, constraints=constraints, base=base,
                 study_name=study_name, n_trials=n_trials, seed=seed)  # fmt: skip
     out_dir = Path(out) if out else Path("xpusim-search") / sp.name
     st, url = _storage(storage, out_dir)
     study = _open(sp, st, create=True, seed=sp.seed)
     t0 = time.perf_counter()
     done = _run(study, st, sp, url, out_dir, workers, progress)
-    res = _result(study, sp, url)
+    res = study_result(study, sp, url)
     res.wall_s, res.n_trials_done_here = time.perf_counter() - t0, done
     res.space, res.study = sp, study
     return res

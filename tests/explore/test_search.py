@@ -95,7 +95,7 @@ def test_pareto_set_of_a_tiny_study_by_hand():
     import optuna
     from optuna.trial import TrialState, create_trial
 
-    from explore.search.study import _result
+    from explore.search.study import study_result
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     points = [(1.0, 0.0), (3.0, 3.0), (3.0, 1.0), (4.0, 5.0), (0.5, 2.0), (5.0, -1.0)]
@@ -106,7 +106,7 @@ def test_pareto_set_of_a_tiny_study_by_hand():
     study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs={"infeasible": "memory"}))
     space = replace(load_space(BW_SPACE), objectives=("x", "y"),
                     directions=("maximize", "minimize"))  # fmt: skip
-    res = _result(study, space, "memory")
+    res = study_result(study, space, "memory")
     assert [p["number"] for p in res.pareto] == [3, 2, 0]
     assert res.n_trials_complete == 7 and res.n_trials_feasible == 5
     assert res.trials[5]["values"] == [5.0, -1.0] and not res.trials[5]["feasible"]
@@ -414,10 +414,10 @@ def test_iso_loss_adds_the_base_loss_as_a_constraint():
     """Chinchilla at N = 8.03e9, D = 20 N: 1.69 + 406.4/N^0.34 + 410.7/D^0.28."""
     from dataclasses import replace
 
-    from explore.search.study import _apply
+    from explore.search.study import apply_overrides
     from workloads.presets import load_model
 
-    sp = _apply(replace(load_space(BW_SPACE), quality={"mode": "iso_loss"}))
+    sp = apply_overrides(replace(load_space(BW_SPACE), quality={"mode": "iso_loss"}))
     n = float(load_model("llama-3.1-8b").total_params())
     want = 1.69 + 406.4 / n**0.34 + 410.7 / (20 * n) ** 0.28
     (loss,) = [c for c in sp.constraints if c.metric == "loss"]
