@@ -22,9 +22,9 @@ from explore.search.objectives import Infeasible, evaluate_point
 from explore.search.space import load_space
 from explore.search.study import search
 
-DATA = Path(__file__).parents[1] / "data"
+DATA = Path(__file__).parents[2] / "data"
 BW_SPACE = DATA / "space_bandwidth.toml"
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 
 
 def _brute_force_best(space):

@@ -10,7 +10,7 @@ from explore.cli import main
 from explore.tco.fleet import load_tco_scenario, operate, price_fleet, tco, to_dataframe
 from explore.tco.inputs import capital_recovery_factor, default_inputs, ownership, usd_per_m_tokens
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 SMALL = """
 [scenario]
 name = "small"

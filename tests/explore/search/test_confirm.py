@@ -7,7 +7,7 @@ import pytest
 
 from explore.cli import main
 
-SPACE = Path(__file__).parents[1] / "data" / "space_bandwidth.toml"
+SPACE = Path(__file__).parents[2] / "data" / "space_bandwidth.toml"
 
 
 def test_confirm_serves_the_pareto_design_at_its_analytic_speed(tmp_path, capsys):
