@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
+import math
 import tomllib
 import types
 from collections.abc import Sequence
@@ -42,6 +44,7 @@ __all__ = [
     "load_toml",
     "partial_model",
     "split_sources",
+    "strict_json",
 ]
 
 SOURCE_KINDS = ("datasheet", "paper", "measured", "derived", "assumption", "fitted", "user")
@@ -402,3 +405,24 @@ def _child(ann: Any, part: str | int) -> Any:
     if get_origin(ann) in (list, tuple, set, frozenset):
         return args[0] if args else Any
     return Any
+
+
+def _jsonable(o: Any) -> Any:
+    """Plain JSON values: non-finite floats become null, numpy scalars and arrays Python ones,
+    anything else (paths, enums) its string."""
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if hasattr(o, "tolist"):  # numpy scalar or array
+        return _jsonable(o.tolist())
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if o is None or isinstance(o, (bool, int, str)):
+        return o
+    return str(o)
+
+
+def strict_json(obj: Any, *, indent: int | None = 2) -> str:
+    """Strict JSON (RFC 8259) for every ``--json`` output: NaN and infinity are ``null``."""
+    return json.dumps(_jsonable(obj), indent=indent, allow_nan=False)

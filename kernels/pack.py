@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arch.chip import PRECISION_BITS, PRECISIONS, Chip, ChipArrays, System, resolved_precisions
+from arch.base import ConfigError
+from arch.chip import FALLBACK, PRECISION_BITS, PRECISIONS, Chip, ChipArrays, System, resolved_precisions
 from arch.efficiency import FamilyEfficiency
 from kernels import layout as L
 from workloads.capacity import WEIGHT_PLACES, MemoryPlan
@@ -39,7 +40,8 @@ def resolve_precision(chip: Chip, precision: str) -> str:
     """The precision the chip computes ``precision`` at (itself, or the nearest wider it has)."""
     idx = resolved_precisions(ChipArrays.of(chip).peaks > 0)[0, PRECISIONS.index(precision)]
     if idx < 0:
-        raise ValueError(f"{chip.name} supports none of {precision} or its fallbacks")
+        raise ConfigError(f"{chip.name} supports none of {precision} or its fallbacks "
+                          f"({', '.join(FALLBACK[precision])}); pick another --quant")  # fmt: skip
     return PRECISIONS[idx]
 
 
@@ -106,7 +108,10 @@ def pack_rows(base: np.ndarray, chips: ChipArrays, weights_in: np.ndarray) -> np
     # a design with no memory at all never fits; keep its bandwidth finite so rows stay numbers
     main_bw = np.where(chips.main_bandwidth > 0, chips.main_bandwidth, 1.0)
     place = np.asarray(weights_in)
-    scratch, tier = WEIGHT_PLACES.index("scratch"), WEIGHT_PLACES.index("capacity")
+    scratch, main, tier = (WEIGHT_PLACES.index(k) for k in ("scratch", "main", "capacity"))
+    # a level the chip lacks cannot hold the weights: they are read from main memory
+    place = np.where((place == scratch) & (chips.scratch_capacity <= 0), main, place)
+    place = np.where((place == tier) & (chips.tier_capacity <= 0), main, place)
     d[:, L.BW_WEIGHTS] = np.select(
         [place == scratch, place == tier], [chips.scratch_bandwidth, chips.tier_bandwidth], main_bw
     )

@@ -175,6 +175,8 @@ def resolve_workload(
         )
     par = Parallelism(tp=tp, pp=pp, ep=ep, dp=dp)
     par.validate_for(model, system.count)
+    for p in {quant.gemm_precision, quant.a.compute}:  # every precision the ops will ask for
+        resolve_precision(system.chip, p)  # a ConfigError when the chip can run none of it
     return Workload(
         system=system,
         model=model,

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from arch.base import ConfigError
+from arch.base import ConfigError, strict_json
 from explore.cli.common import add_target, pick
 
 __all__ = ["add_parser", "run"]
@@ -42,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
                 k: {"total_s": v.total_s, "busy_s": v.busy_s, "exposed_s": v.exposed_s}
                 for k, v in sims.items()
             }
-        print(json.dumps(out, indent=2))
+        print(strict_json(out))
     else:
         print_predict(result)
         for k, v in sims.items():

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from arch.base import strict_json
+
 __all__ = ["add_parser", "run_search", "run_sweep"]
 
 
@@ -36,7 +38,7 @@ def run_sweep(args: argparse.Namespace) -> int:
 def run_search(args: argparse.Namespace) -> int:
     from explore.search.output import confirm, print_pareto, write_outputs
     from explore.search.space import load_space
-    from explore.search.study import dumps, search
+    from explore.search.study import search
 
     space = load_space(args.space)
     out = args.out or Path("xpusim-search") / (args.study_name or space.name)
@@ -47,7 +49,7 @@ def run_search(args: argparse.Namespace) -> int:
     if args.confirm:
         res.confirmed = confirm(res, res.space, out, args.confirm)
     if args.json:
-        print(dumps(res.to_json()))
+        print(strict_json(res.to_json()))
         return 0
     print_pareto(res)
     for c in res.confirmed:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from arch.base import ConfigError
+from arch.base import ConfigError, strict_json
 from explore.cli.common import add_target, pick
 
 if TYPE_CHECKING:
@@ -144,7 +143,7 @@ def run_serve(req: ServeRequest, *, as_json: bool, plot_dir, slo_ttft_ms, slo_tp
 
         summary["plots"] = [str(p) for p in serving_plots(req, trace, plot_dir)]
     if as_json:
-        print(json.dumps(summary, indent=2))
+        print(strict_json(summary))
     else:
         from explore.report.tables import print_serving
 

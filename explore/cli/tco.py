@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from arch.base import strict_json
 
 __all__ = ["add_parser", "run"]
 
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         write_report(sc, results, args.report)
     if args.json:
-        print(json.dumps(contract(results), indent=2, default=float))
+        print(strict_json(contract(results)))
         return 0
     print_table(sc, results)
     if args.report:

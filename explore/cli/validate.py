@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from pathlib import Path
 
-from arch.base import ConfigError
+from arch.base import ConfigError, strict_json
 from explore.validation.validate import RowResult, metric_class, summarize, validate
 
 __all__ = ["add_parser", "run_calibrate", "run_physical", "run_validate"]
@@ -75,7 +74,7 @@ def _report(results, skipped, *, as_json: bool, csv_path: Path | None) -> int:
         _write_csv(results, csv_path)
     if as_json:
         print(
-            json.dumps(
+            strict_json(
                 {
                     "rows": [
                         {
@@ -99,7 +98,6 @@ def _report(results, skipped, *, as_json: bool, csv_path: Path | None) -> int:
                     },
                     "unexpressed": [s.__dict__ for s in skipped],
                 },
-                indent=2,
             )
         )
         return 0

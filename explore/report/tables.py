@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from rich.console import Console
 from rich.table import Table
 
+from arch.base import strict_json
 from arch.presets import chip_names, load_chip
 from explore.api.predict import Result
 from workloads.presets import load_model, model_names
@@ -124,7 +123,7 @@ def print_presets(*, as_json: bool = False) -> None:
     models = [load_model(n) for n in model_names()]
     if as_json:
         print(
-            json.dumps(
+            strict_json(
                 {
                     "chips": {
                         c.name: {
@@ -146,7 +145,6 @@ def print_presets(*, as_json: bool = False) -> None:
                         for m in models
                     },
                 },
-                indent=2,
             )
         )
         return
@@ -216,7 +214,7 @@ def _pf(x: float) -> str:
 
 
 def print_show(name: str, *, as_json: bool = False) -> None:
-    from arch.base import ConfigError
+    from arch.base import ConfigError, strict_json
 
     if name in chip_names():
         obj = load_chip(name)
@@ -230,7 +228,7 @@ def print_show(name: str, *, as_json: bool = False) -> None:
     data = obj.model_dump(exclude={"sources"})
     sources = {k: v.model_dump() for k, v in obj.sources.items()}
     if as_json:
-        print(json.dumps({"values": data, "sources": sources}, indent=2, default=str))
+        print(strict_json({"values": data, "sources": sources}))
         return
     con = make_console()
     t = Table(title=f"{name}: every number and its source")

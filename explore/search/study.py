@@ -48,8 +48,6 @@ reproducible, and concurrent ones (same ``--seed``) do not sample the same point
 
 from __future__ import annotations
 
-import json
-import math
 import threading
 import time
 import warnings
@@ -504,22 +502,3 @@ class _Bar:
     def __exit__(self, *exc):
         if self._p is not None:
             self._p.stop()
-
-
-def _finite(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def dumps(obj: Any) -> str:
-    """JSON with non-finite floats as null."""
-
-    def clean(o):
-        if isinstance(o, dict):
-            return {k: clean(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)):
-            return [clean(v) for v in o]
-        return _finite(o)
-
-    return json.dumps(clean(obj), indent=2)

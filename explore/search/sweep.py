@@ -13,13 +13,12 @@ equals the search's evaluation of the same point, and ``predict`` of the same ch
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from arch.base import ConfigError
+from arch.base import ConfigError, strict_json
 from arch.physical import ChipDesign, DesignArrays, design_arrays
 from explore.search.objectives import (
     build_model,
@@ -38,11 +37,12 @@ __all__ = ["OUT_METRICS", "SweepResult", "sweep", "write"]
 
 OUT_METRICS = ("fits", "ttft_s", "tpot_s", "tokens_per_s_per_user", "tokens_per_s",
                "tokens_per_s_per_chip", "power_w", "tokens_per_s_per_w", "area_mm2", "tdp_w",
-               "chip_cost_usd", "usd_per_m_output_tokens", "package_ok")  # fmt: skip
+               "chip_cost_usd", "usd_per_m_output_tokens", "joules_per_token",
+               "package_ok")  # fmt: skip
 # metrics that exist only where the point fits (NaN elsewhere)
 _PERFORMANCE = ("ttft_s", "tpot_s", "tokens_per_s_per_user", "tokens_per_s",
                 "tokens_per_s_per_chip", "tokens_per_s_per_w",
-                "usd_per_m_output_tokens")  # fmt: skip
+                "usd_per_m_output_tokens", "joules_per_token")  # fmt: skip
 
 
 class SweepResult:
@@ -175,7 +175,7 @@ def run_sweep(space_path: Path, out: Path, *, as_json: bool) -> int:
             "compute_s": res.wall_s, "write_s": write_s, "out": str(out),
             "n_fit": int(np.nansum(res.columns["fits"]))}  # fmt: skip
     if as_json:
-        print(json.dumps(info, indent=2))
+        print(strict_json(info))
     else:
         print(f"{info['n_points']:,} points ({info['n_fit']:,} fit) in {res.wall_s:.2f} s = "
               f"{info['points_per_s']:,.0f} points/s; wrote {out} in {write_s:.1f} s")  # fmt: skip

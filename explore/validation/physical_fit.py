@@ -10,14 +10,13 @@ manufacturing cost estimate next to the list price. ``--fit`` refits the five na
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import least_squares
 
-from arch.base import load_toml, split_sources
+from arch.base import load_toml, split_sources, strict_json
 from arch.chip import Chip
 from arch.physical import (
     PHYSICAL_DIR,
@@ -294,7 +293,7 @@ def run_physical(*, refit: bool, as_json: bool) -> int:
     t = technology()
     rows = report_rows(t)
     if as_json:
-        print(json.dumps({"chips": rows, "median_abs_error": summary(rows)}, indent=2))
+        print(strict_json({"chips": rows, "median_abs_error": summary(rows)}))
     else:
         print_table(rows, t)
         s = summary(rows)

@@ -18,7 +18,7 @@ from explore.tco.fleet import operate
 from explore.validation.cases import build_cases
 from kernels import layout as L
 from kernels.pack import pack_design
-from sim.evaluate import Workload, average_power_w, cost_run, resolve_workload
+from sim.evaluate import Workload, average_power_w, cost_run, evaluate, resolve_workload
 from sim.metrics import summarize
 from sim.serving import simulate_serving
 from sim.step import analytic_step
@@ -70,6 +70,23 @@ def test_decode_step_energy_counts_every_micro_batch():
     assert whole.energy_j == pytest.approx(4 * one_micro.energy_j, rel=1e-12)
     served = AnalyticStepModel(w, plan, exact=True).decode(8, 1100)
     assert served.energy_j == pytest.approx(whole.energy_j, rel=1e-12)
+
+
+def test_a_precision_the_chip_cannot_run_is_one_clear_error(tiny_chip):
+    """A matrix engine with fp32 only: fp8 falls back to int8, bf16 or fp16, none of which it
+    has, so every front door (they all resolve through resolve_workload) refuses the run; bf16
+    falls back to fp16, tf32 or fp32 and runs at fp32."""
+    from arch.base import ConfigError
+    from arch.chip import ComputeEngine
+
+    fp32_only = ComputeEngine(peak_flops_per_s={"fp32": 1e12}, units=1, energy_j_per_flop=1e-12)
+    chip = tiny_chip.model_copy(update={"matrix": fp32_only})
+    with pytest.raises(ConfigError, match="supports none of fp8"):
+        resolve_workload(system=System(chip=chip, count=1), model="tiny", quant="fp8",
+                         input_len=8, output_len=2)  # fmt: skip
+    w = resolve_workload(system=System(chip=chip, count=1), model="tiny", quant="bf16",
+                         input_len=8, output_len=2)  # fmt: skip
+    assert evaluate(w, 1).config["gemm_precision"] == "fp32"
 
 
 # --------------------------------------------------------------------------- one point, six doors
@@ -200,6 +217,60 @@ def test_sweep_and_search_equal_predict_on_a_custom_design(pp, tmp_path):
         if key in m:
             assert m[key] == pytest.approx(want, rel=REL), key
     assert m["joules_per_token"] == pytest.approx(r.energy_j_per_token, rel=REL)
+
+
+SWEEP_SPACE = """
+[study]
+objectives = ["tokens_per_s_per_user"]
+[base]
+model = "{model}"
+quant = "{quant}"
+input_len = 1024
+output_len = 64
+chips = 8
+tp = {tp}
+ep = {ep}
+batch = 8
+[base.chip]
+node = "N4"
+peak_bf16_flops_per_s = 1.0e15
+hbm_stacks = 6
+[chip]
+fp8 = {{ choices = [true, false] }}
+sram_bytes = {{ choices = [0, 256e6] }}
+topology = {{ choices = ["torus2d", "switch"] }}
+links = {{ choices = [2, 4] }}
+yield_model = {{ choices = ["murphy", "poisson"] }}
+[deploy]
+pp = {{ choices = {pps} }}
+"""
+
+
+@pytest.mark.parametrize(
+    ("model", "quant", "tp", "ep", "pps"),
+    [("llama-3.1-70b", "fp8", 0, 1, [1, 2, 4]), ("mixtral-8x7b", "bf16", 1, 8, [1])],
+    ids=["dense-pp", "moe-ep"],
+)
+def test_sweep_rows_equal_the_search_point_by_point(model, quant, tp, ep, pps, tmp_path):
+    """Every row of a sweep over fp8 support, SRAM, topology, links and yield model (the fields
+    the sweep once ignored or costed by the reference chip) equals the search's one-point
+    evaluation of the same design: the many-designs path and the one-design path agree."""
+    text = SWEEP_SPACE.format(model=model, quant=quant, tp=tp, ep=ep, pps=pps)
+    if tp == 0:  # tp over the chips of a pipeline stage (the deploy default)
+        text = text.replace("tp = 0\n", "")
+    path = tmp_path / "space.toml"
+    path.write_text(text)
+    space = load_space(path)
+    cols = sweep(space).columns
+    n = len(cols["fits"])
+    assert n == 32 * len(pps) and cols["fits"].all()
+    keys = ("ttft_s", "tpot_s", "tokens_per_s", "joules_per_token", "tdp_w", "area_mm2",
+            "chip_cost_usd", "usd_per_m_output_tokens")  # fmt: skip
+    for i in range(n):
+        params = {k: cols[k][i] for k in cols if k.startswith(("chip.", "deploy."))}
+        m = evaluate_point(space.base, params).metrics
+        got = [float(cols[k][i]) for k in keys]
+        np.testing.assert_allclose(got, [m[k] for k in keys], rtol=REL, err_msg=str(params))
 
 
 def test_one_design_row_is_the_many_design_path():

@@ -181,3 +181,19 @@ def test_bad_scenario_is_one_line(tmp_path, capsys):
     assert main(["tco", str(p)]) == 2
     err = capsys.readouterr().err
     assert "input_len: required" in err and err.count("\n") == 1
+
+
+def test_json_is_strict_when_a_fleet_cannot_serve(capsys):
+    """The 8 x H100 fleet of the shipped GPU/LPU/wafer example misses its 10 ms TPOT SLO even at
+    batch 1: its numbers are null in --json (strict JSON has no NaN), with the reason."""
+    import json
+
+    assert main(["tco", str(ROOT / "examples" / "tco_70b_gpu_lpu_wafer.toml"), "--json"]) == 0
+
+    def no_nan(token):
+        raise AssertionError(f"non-standard JSON constant {token}")
+
+    fleets = json.loads(capsys.readouterr().out, parse_constant=no_nan)["fleets"]
+    h100 = next(f for f in fleets if f["name"].startswith("8x H100"))
+    assert h100["error"] and "not met" in h100["error"]
+    assert h100["usd_per_m_output_tokens"] is None and h100["operating"]["ttft_s"] is None
