@@ -25,11 +25,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from arch.chip import PRECISION_BITS
-from kernels.pack import resolve_precision
 from sim.evaluate import Workload
+from sim.step import analytic_step
 from workloads.capacity import MemoryPlan
 from workloads.model import ModelSpec
+from workloads.ops import OpKind, precision_code, single_op
 
 __all__ = ["AnalyticStepModel", "LoRA", "SpecDecode", "StepCost", "bucket"]
 
@@ -164,7 +164,10 @@ class AnalyticStepModel:
         return StepCost(verify.seconds + draft.seconds, verify.energy_j + draft.energy_j)
 
     def _lora(self, sequences: int, tokens: int) -> StepCost:
-        """Adapter GEMMs: distinct adapters' A/B weights streamed, 2 x tokens x r x dims FLOPs."""
+        """Adapter GEMMs as one op per pipeline stage, costed by the kernels on this replica's
+        design (precision fallback, GEMM efficiency, the level weights are read from): the
+        distinct adapters' A/B weights streamed, ``2 x tokens x r x dims`` FLOPs. Launches are
+        not charged (one fused multi-adapter kernel per step is assumed)."""
         w, lo = self.w, self.lora
         m = w.model
         assert lo is not None
@@ -172,17 +175,15 @@ class AnalyticStepModel:
         heads_d = getattr(a, "num_heads", 1) * getattr(a, "head_dim", m.hidden_size)
         kv_d = getattr(a, "num_kv_heads", 1) * getattr(a, "head_dim", m.hidden_size)
         dims = (m.hidden_size + heads_d) * 2 + (m.hidden_size + kv_d) * 2  # q, o, k, v: in + out
-        layers = m.num_layers / w.par.pp
+        layers = m.num_layers / w.par.pp  # per stage (contiguous blocks: Parallelism.stage_of)
         per_adapter = lo.rank * dims * layers * w.quant.w.bytes_per_element / w.par.tp
-        nbytes = lo.distinct(sequences) * per_adapter
-        chip = w.system.chip
-        t_mem = nbytes / (chip.main_memory.bandwidth_bytes_per_s * w.eff.value("memory"))
-        flops = 2.0 * tokens * lo.rank * dims * layers / w.par.tp
-        prec = resolve_precision(chip, w.quant.gemm_precision)
-        eff = w.eff.value("gemm_8bit" if PRECISION_BITS[prec] <= 8 else "gemm_16bit")
-        t_cmp = flops / (chip.matrix.peak(prec) * eff)
-        e = nbytes * chip.main_memory.energy_j_per_byte * w.par.chips_per_replica
-        return StepCost(max(t_mem, t_cmp), e)
+        g = single_op("lora", OpKind.GEMM, m=float(tokens), n=dims / w.par.tp, k=float(lo.rank),
+                      groups=1, precision=precision_code(w.quant.gemm_precision),
+                      flops=2.0 * tokens * lo.rank * dims * layers / w.par.tp,
+                      weight_bytes=lo.distinct(sequences) * per_adapter, kernels=0.0)  # fmt: skip
+        t = analytic_step(g, w.system, w.eff, self.plan)
+        # every stage runs its own adapters once per step; every chip of a stage its shard
+        return StepCost(t.total_s * w.par.pp, t.energy_j * w.par.chips_per_replica)
 
     @property
     def cached_shapes(self) -> int:
