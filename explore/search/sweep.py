@@ -21,6 +21,7 @@ import numpy as np
 from arch.base import ConfigError, strict_json
 from arch.physical import ChipDesign, DesignArrays, design_arrays
 from explore.search.objectives import (
+    Infeasible,
     build_model,
     deployment,
     run_metrics,
@@ -67,8 +68,10 @@ def _chip_grid(space: Space) -> dict[str, np.ndarray]:
 def _field(cols: dict, base: dict, name: str, n: int) -> np.ndarray:
     if name in cols:
         return cols[name]
-    default = ChipDesign.model_fields[name].default
-    return np.full(n, base.get(name, default), dtype=object)
+    spec = ChipDesign.model_fields[name]
+    if name not in base and spec.is_required():
+        raise ConfigError(f"sweep: [base.chip] {name} is required (or make it a [chip] dimension)")
+    return np.full(n, base.get(name, spec.default), dtype=object)
 
 
 def _designs(space: Space, n: int, cols: dict) -> dict[str, np.ndarray]:
@@ -114,6 +117,17 @@ def _combo(space: Space, params: dict, phys: DesignArrays, ref) -> dict[str, np.
                   "package_ok": phys.package["fits"].astype(float)}  # fmt: skip
 
 
+def _cannot_run(phys: DesignArrays, reason: str) -> dict[str, np.ndarray]:
+    """Rows of a (model, deployment) combination that cannot run on any design: fits = 0, no
+    timings; the chips' own figures (area, TDP, cost) stay."""
+    n = len(phys.fits)
+    nan = np.full(n, np.nan)
+    out = dict.fromkeys(OUT_METRICS, nan)
+    return out | {"fits": np.zeros(n), "tdp_w": phys.chips.tdp_w, "area_mm2":
+                  phys.package["silicon_mm2"], "chip_cost_usd": phys.cost["total"],
+                  "package_ok": phys.package["fits"].astype(float)}  # fmt: skip
+
+
 def _ref_design(space: Space) -> dict:
     base = dict(space.base.get("chip", {}))
     base.setdefault("peak_bf16_flops_per_s", 1e15)
@@ -136,7 +150,10 @@ def sweep(space: str | Path | Space) -> SweepResult:
     parts: list[dict] = []
     for values in itertools.product(*[d.grid() for d in others]):
         params = {d.key: v for d, v in zip(others, values, strict=True)}
-        res = _combo(sp, params, phys, ref)
+        try:
+            res = _combo(sp, params, phys, ref)
+        except Infeasible as exc:  # the deployment cannot run this model: no design fits it
+            res = _cannot_run(phys, str(exc))
         parts.append({**{k: np.full(n, v, dtype=object) for k, v in params.items()},
                       **{f"chip.{k}": v for k, v in cols.items()}, **res})  # fmt: skip
     columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
