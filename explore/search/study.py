@@ -48,6 +48,7 @@ reproducible, and concurrent ones (same ``--seed``) do not sample the same point
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import warnings
@@ -190,6 +191,7 @@ def _evaluate(space: Space, trial) -> list[float]:
     params = {d.key: d.suggest(trial) for d in space.dims}
     try:
         point = evaluate_point(space.base, params, space.quality)
+        _known(point, space)
     except Infeasible as exc:
         trial.set_user_attr("infeasible", str(exc))
         raise optuna.TrialPruned(str(exc)) from None
@@ -201,6 +203,16 @@ def _evaluate(space: Space, trial) -> list[float]:
         trial.set_constraint(str(c), v)  # read by the samplers and best_trials (Optuna >= 5)
     trial.set_user_attr("notes", [n for n in point.notes if n.startswith("EXTRAPOLATED")])
     return [m[o] for o in space.objectives]
+
+
+def _known(point, space: Space) -> None:
+    """Objectives and constraints need numbers: a metric the chip does not define (the die area
+    of a preset with no published area) makes the point Infeasible, with that reason."""
+    used = (*space.objectives, *(c.metric for c in space.constraints))
+    unknown = [k for k in dict.fromkeys(used) if not math.isfinite(point.metrics[k])]
+    if unknown:
+        raise Infeasible(f"{', '.join(unknown)} unknown for chip {point.chip.name} "
+                         "(no published figure); drop it from the objectives and constraints")
 
 
 def _rank(study, number: int) -> int:

@@ -439,3 +439,17 @@ def test_sweep_point_equals_the_search_evaluation():
         for key in ("tpot_s", "ttft_s", "tdp_w", "area_mm2", "usd_per_m_output_tokens",
                     "tokens_per_s_per_w"):  # fmt: skip
             assert cols[key][i] == pytest.approx(m[key], rel=1e-6), (key, params)
+
+
+def test_a_metric_the_chip_does_not_define_makes_the_point_infeasible(tmp_path):
+    """B200 has no published die area (its preset leaves it empty): a constraint on area_mm2
+    cannot be judged, so every point is PRUNED with that reason instead of crashing the study."""
+    space = tmp_path / "b200.toml"
+    space.write_text(
+        '[study]\nobjectives = ["tokens_per_s_per_user"]\nconstraints = ["area_mm2 <= 900"]\n'
+        'n_trials = 3\n[base]\nmodel = "llama-3.1-8b"\nquant = "fp8"\nchip = "b200"\n'
+        "input_len = 128\noutput_len = 32\n[deploy]\nbatch = { choices = [1, 2] }\n"
+    )
+    res = search(space, out=tmp_path / "out")
+    assert res.n_trials_complete == 3 and res.n_trials_feasible == 0
+    assert all("area_mm2 unknown for chip b200" in t["reason"] for t in res.trials)
