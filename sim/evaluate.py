@@ -282,6 +282,7 @@ class Result:
     prefill_step: StepTiming | None = field(default=None, repr=False)
     decode_step: StepTiming | None = field(default=None, repr=False)
     run: RunCost | None = field(default=None, repr=False)  # the same numbers as length-1 arrays
+    workload: Workload | None = field(default=None, repr=False)  # what was costed
 
     @property
     def tokens_per_s_per_user(self) -> float | None:
@@ -325,6 +326,7 @@ def evaluate(w: Workload, batch: int) -> Result:
     plan = w.plan(batch)
     common = {
         "batch": batch,
+        "workload": w,
         "memory": plan,
         "config": _config(w, batch),
         "efficiency": {

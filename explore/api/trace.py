@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 
 from arch.base import ConfigError
-from sim.evaluate import Result, resolve_workload
+from sim.evaluate import Result
 from sim.step_sim import time_step, to_chrome_trace
-from workloads.quant import QuantSpec
 
 __all__ = ["step_simulations", "write_step_trace"]
 
@@ -19,11 +18,9 @@ def step_simulations(result: Result, *, overlap: bool = True) -> dict:
     """{"prefill": StepTiming, "decode": StepTiming} simulated for ``result``'s configuration."""
     if not result.fits:
         raise ConfigError("--trace: the design does not fit, there is no step to trace")
-    c = result.config
-    w = resolve_workload(system=c["system"], model=c["model"], quant=QuantSpec(**c["quant"]),
-                         **c["parallelism"], input_len=c["input_len"],
-                         output_len=c["output_len"])  # fmt: skip
-    batch = c["batch_per_replica"]
+    w = result.workload  # the prediction's own workload: overrides and routing skew included
+    assert w is not None
+    batch = result.batch
     plan = w.plan(batch)
     steps = {"prefill": ("prefill", w.input_len, 0), "decode": ("decode", 1, w.decode_contexts[1])}
     out = {}

@@ -301,3 +301,14 @@ def test_custom_design_chip_reads_back_as_its_arrays():
             assert list(x) == list(y), f
         else:
             np.testing.assert_allclose(x, y, rtol=1e-12, err_msg=f)
+
+
+def test_the_step_trace_replays_the_prediction_it_comes_from():
+    """With a user efficiency override (memory 0.3), the traced decode step without overlap is
+    the prediction's own decode step (it once re-resolved the workload without overrides)."""
+    from explore.api.trace import step_simulations
+
+    r = _predict(CONFIGS["pp1"], efficiency_overrides={"memory": 0.3})
+    sims = step_simulations(r, overlap=False)
+    assert sims["decode"].total_s == pytest.approx(r.decode_step.total_s, rel=1e-9)
+    assert sims["prefill"].total_s == pytest.approx(r.ttft_s, rel=1e-9)
