@@ -63,18 +63,24 @@ class Frozen(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _parse_units(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        out = dict(data)
-        for name in cls.model_fields:
-            value = out.get(name)
-            if dimension_of_field(name) is None or value is None:
-                continue
-            if isinstance(value, str):
-                out[name] = parse_quantity(value, name)
-            elif isinstance(value, dict) and _is_dict_field(cls, name):
-                out[name] = {k: _maybe_parse(v, name) for k, v in value.items()}
-        return out
+        return _unit_fields(cls, data, lambda v, name, _loc: _maybe_parse(v, name))
+
+
+def _unit_fields(cls: type[BaseModel], data: Any, parse) -> Any:
+    """``data`` with the unit strings of unit-named fields (and of their dict values) parsed by
+    ``parse(value, field, loc)``."""
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    for name in cls.model_fields:
+        value = out.get(name)
+        if dimension_of_field(name) is None or value is None:
+            continue
+        if isinstance(value, str):
+            out[name] = parse(value, name, (name,))
+        elif isinstance(value, dict) and _is_dict_field(cls, name):
+            out[name] = {k: parse(v, name, (name, k)) for k, v in value.items()}
+    return out
 
 
 def _is_dict_field(cls: type[BaseModel], name: str) -> bool:
@@ -213,18 +219,7 @@ class UserConfig(Frozen):
     @classmethod
     def _parse_units(cls, data: Any) -> Any:
         """As :class:`Frozen`'s, but a unit that does not fit names the field's own path."""
-        if not isinstance(data, dict):
-            return data
-        out = dict(data)
-        for name in cls.model_fields:
-            value = out.get(name)
-            if dimension_of_field(name) is None or value is None:
-                continue
-            if isinstance(value, str):
-                out[name] = _quantity(value, name, (name,))
-            elif isinstance(value, dict) and _is_dict_field(cls, name):
-                out[name] = {k: _quantity(v, name, (name, k)) for k, v in value.items()}
-        return out
+        return _unit_fields(cls, data, _quantity)
 
 
 def _quantity(value: Any, name: str, loc: tuple) -> Any:
