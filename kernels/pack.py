@@ -15,7 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from arch.base import ConfigError
-from arch.chip import FALLBACK, PRECISION_BITS, PRECISIONS, Chip, ChipArrays, System, resolved_precisions
+from arch.chip import (
+    FALLBACK,
+    PRECISION_BITS,
+    PRECISIONS,
+    Chip,
+    ChipArrays,
+    System,
+    resolved_precisions,
+)
 from arch.efficiency import FamilyEfficiency
 from kernels import layout as L
 from workloads.capacity import WEIGHT_PLACES, MemoryPlan
