@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from arch.base import ConfigError
-from arch.chip import Chip, System
+from arch.chip import System
 from arch.efficiency import FamilyEfficiency, efficiency_for
 from arch.presets import parse_system
 from kernels import layout as L
@@ -141,8 +141,9 @@ class Workload:
         c1 = max(self.input_len + self.output_len - 1, c0)
         return c0, (c0 + c1) // 2, c1
 
-    def floor_w(self, chip: Chip | None = None) -> float:
-        c = chip or self.system.chip
+    def floor_w(self) -> float:
+        """Power floor of one of this system's chips while it works (:func:`power_floor_w`)."""
+        c = self.system.chip
         return float(power_floor_w(c.idle_w, c.tdp_w, self.eff))
 
 
