@@ -211,8 +211,10 @@ def _known(point, space: Space) -> None:
     used = (*space.objectives, *(c.metric for c in space.constraints))
     unknown = [k for k in dict.fromkeys(used) if not math.isfinite(point.metrics[k])]
     if unknown:
-        raise Infeasible(f"{', '.join(unknown)} unknown for chip {point.chip.name} "
-                         "(no published figure); drop it from the objectives and constraints")
+        raise Infeasible(
+            f"{', '.join(unknown)} unknown for chip {point.chip.name} "
+            "(no published figure); drop it from the objectives and constraints"
+        )
 
 
 def _rank(study, number: int) -> int:
