@@ -46,7 +46,21 @@ IDLE_W = 43
 TDP_W = 44
 # 1 where precision code i resolves to a sub-16-bit format on this design (8-bit GEMM efficiency)
 LOW0 = 45  # .. LOW0 + 8
-N_DESIGN = 54
+# fabric semantics (interconnect model): links to one peer, torus/mesh dimensions (0: derived
+# from the group size), per-hop latency of the scale-up fabric, links per peer of scale-out
+UP_LINKS_PER_PEER = 54
+UP_DIM_X = 55
+UP_DIM_Y = 56
+UP_DIM_Z = 57
+UP_HOP_LAT = 58
+OUT_LINKS_PER_PEER = 59
+# weights that do not fit the level they are read from spill to this one (partial placement)
+BW_SPILL = 60
+E_SPILL = 61
+# fixed latencies of statically scheduled / dataflow chips: per layer, per pipeline-stage hop
+LAT_LAYER = 62
+LAT_STAGE_HOP = 63
+N_DESIGN = 64
 
 # topology codes
 TOPO_SWITCH = 0
