@@ -1,12 +1,49 @@
-"""Largest batch that fits in memory (and meets a TPOT SLO): bisection over the batch size."""
+"""``--batch max``: the batch per replica with the most output tokens/s that fits in memory (and
+meets a TPOT SLO), and what limited it.
+
+The largest batch that fits is not always the fastest: past some batch, the memory a bigger
+batch takes for its KV cache squeezes the prefill chunk (small passes re-read the weights), or
+pushes the weights out of SRAM into a slower tier (a CS-3 streaming from MemoryX, a GH200 reading
+from LPDDR). So the largest batch that fits (bisection on memory) and the largest that meets the
+SLO (bisection on the mid-context decode step) bound a scan of batches on a geometric grid, each
+costed through the one evaluation path, and the best is kept.
+"""
 
 from __future__ import annotations
 
-from arch.base import ConfigError
+from dataclasses import dataclass
 
-__all__ = ["max_batch"]
+from arch.base import ConfigError
+from kernels.pack import pack_design
+from sim.evaluate import Workload, cost_run
+
+__all__ = ["BatchChoice", "batch_choice", "max_batch"]
 
 _CAP = 1 << 16  # sequences per replica; beyond any engine's scheduler limit
+_STEP = 2**0.5  # scan grid: about 41 % apart
+
+
+@dataclass(frozen=True)
+class BatchChoice:
+    """The chosen batch, its throughput, and ``limit``: what stopped a larger batch —
+    ``memory`` (the next does not fit), ``slo`` (the next misses the TPOT SLO), ``throughput``
+    (larger batches fit and meet the SLO but deliver fewer tokens/s) or ``engine cap``."""
+
+    batch: int
+    tokens_per_s: float
+    limit: str
+    largest_fitting: int
+
+    @property
+    def note(self) -> str:
+        why = {
+            "memory": "the next batch does not fit in memory",
+            "slo": "the next batch misses the TPOT SLO",
+            "throughput": f"larger batches (up to {self.largest_fitting}) fit but deliver "
+            "fewer tokens/s",
+            "engine cap": f"the scheduler cap of {_CAP} sequences",
+        }[self.limit]
+        return f"--batch max chose {self.batch}: {why}"
 
 
 def _largest(ok, hi: int) -> int:
@@ -20,26 +57,46 @@ def _largest(ok, hi: int) -> int:
     return lo
 
 
-def max_batch(w, *, tpot_slo_s: float | None = None) -> int:
-    """Largest batch per replica that fits (memory) and, if given, meets ``tpot_slo_s`` at the
-    middle decode context (``w``: a :class:`sim.evaluate.Workload`)."""
+def _tokens_per_s(w: Workload, batch: int) -> float:
+    plan = w.plan(batch)
+    if not plan.fits:
+        return 0.0
+    run = cost_run(w, batch, pack_design(w.system, w.eff, plan)[None, :], plan)
+    return float(run.tokens_per_s[0])
+
+
+def _grid(hi: int) -> list[int]:
+    out, b = {hi}, 1.0
+    while b < hi:
+        out.add(round(b))
+        b *= _STEP
+    return sorted(out)
+
+
+def batch_choice(w: Workload, *, tpot_slo_s: float | None = None) -> BatchChoice:
+    """The highest-throughput batch per replica that fits and meets ``tpot_slo_s`` (at the
+    middle decode context)."""
     fits = _largest(lambda b: w.plan(b).fits, _CAP)
     if fits == 0:
         plan = w.plan(1)
         hint = f"; at least {plan.min_chips} chips needed" if plan.min_chips else ""
         raise ConfigError(f"does not fit even at batch 1: {plan.reason}{hint}")
-    if tpot_slo_s is None:
-        return fits
-    ctx = w.decode_contexts[1]
+    hi, limit = fits, "engine cap" if fits == _CAP else "memory"
+    if tpot_slo_s is not None:
+        ctx = w.decode_contexts[1]
+        best = _largest(lambda b: w.decode(b, ctx, w.plan(b)).total_s <= tpot_slo_s, fits)
+        if best == 0:
+            t = w.decode(1, ctx, w.plan(1)).total_s
+            raise ConfigError(
+                f"--tpot-slo-ms {tpot_slo_s * 1e3:g}: not met even at batch 1 "
+                f"(TPOT {t * 1e3:.2f} ms); relax the SLO or add chips"
+            )
+        hi, limit = best, ("slo" if best < fits else limit)
+    scored = [(_tokens_per_s(w, b), b) for b in _grid(hi)]
+    tps, b = max(scored)
+    return BatchChoice(b, tps, limit if b == hi else "throughput", fits)
 
-    def meets(b: int) -> bool:
-        return w.decode(b, ctx, w.plan(b)).total_s <= tpot_slo_s
 
-    best = _largest(meets, fits)
-    if best == 0:
-        t = w.decode(1, ctx, w.plan(1)).total_s
-        raise ConfigError(
-            f"--tpot-slo-ms {tpot_slo_s * 1e3:g}: not met even at batch 1 "
-            f"(TPOT {t * 1e3:.2f} ms); relax the SLO or add chips"
-        )
-    return best
+def max_batch(w: Workload, *, tpot_slo_s: float | None = None) -> int:
+    """The batch :func:`batch_choice` picks."""
+    return batch_choice(w, tpot_slo_s=tpot_slo_s).batch

@@ -8,8 +8,13 @@ calls :func:`cost_run`, the function ``sweep`` calls with thousands of rows.
 
 The rules, each written once (here, or in the one place named):
 
-* **micro-batching** (:meth:`Workload.shape`): decode pipelines ``min(pp, batch)`` micro-batches
-  of ``ceil(batch / pp)`` sequences through the ``pp`` stages; prefill runs the batch as one pass;
+* **micro-batching and prefill chunks** (:meth:`Workload.shape`): decode pipelines
+  ``min(pp, batch)`` micro-batches of ``ceil(batch / pp)`` sequences through the ``pp`` stages;
+  prefill runs chunks of the plan's ``prefill_chunk_tokens`` through the stages, filling and
+  draining the pipeline once (TTFT = one chunk through every stage + the rest at the slowest
+  stage's pace);
+* **activation memory**: the resident footprint of one prefill chunk
+  (:func:`workloads.capacity.activation_bytes_per_token`), the chunk sized to what memory holds;
 * **layer-to-stage split**: :meth:`workloads.parallel.Parallelism.stage_of`;
 * **precision resolution**: :func:`arch.chip.resolved_precisions`, in the design rows;
 * **weight placement**: :func:`workloads.capacity.place_weights`;
@@ -22,15 +27,15 @@ The rules, each written once (here, or in the one place named):
   ``max(idle_w, active_power_fraction x TDP)``; **average power** (:func:`average_power_w`):
   that floor plus dynamic energy over time, capped at TDP; idle chips draw ``idle_w``.
 
-Activation memory is the peak of one prefill *chunk*: engines prefill at most a token budget at a
-time (``prefill_chunk_tokens``, default 8,192 — an assumption in the range of common engine
-defaults, e.g. TensorRT-LLM's max_num_tokens), so activations do not grow with the whole batch.
+Engines prefill at most a token budget at a time (``prefill_chunk_tokens``, default 8,192 — an
+assumption in the range of common engine defaults, e.g. TensorRT-LLM's max_num_tokens); chips
+with little memory (SRAM) prefill in smaller chunks, as many as fit beside weights and KV.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -42,8 +47,20 @@ from arch.presets import parse_system
 from kernels import layout as L
 from kernels.cost import stage_totals
 from kernels.pack import pack_design, pack_ops, resolve_precision
-from sim.step import StepTiming, analytic_step, pipeline_seconds, step_energy
-from workloads.capacity import MemoryPlan, plan_memory
+from sim.step import (
+    StepTiming,
+    analytic_step,
+    fill_drain_seconds,
+    pipeline_seconds,
+    step_energy,
+)
+from workloads.capacity import (
+    MemoryPlan,
+    kv_bytes_per_chip,
+    plan_memory,
+    prefill_chunk,
+    weight_bytes_per_chip,
+)
 from workloads.graph import build_graph
 from workloads.model import ModelSpec
 from workloads.ops import OpGraph
@@ -69,6 +86,19 @@ Phase = Literal["prefill", "decode"]
 
 
 @dataclass(frozen=True)
+class Pass:
+    """One step as it runs: ``passes`` passes of a graph of ``batch`` sequences x ``seq`` new
+    tokens at ``context``; ``fill``: a one-off fill and drain of the pipeline (prefill), else
+    steady state (decode)."""
+
+    batch: int
+    seq: int
+    context: int
+    passes: int
+    fill: bool = False
+
+
+@dataclass(frozen=True)
 class Workload:
     """Everything that defines one prediction, resolved to objects (``par`` per system; the
     step methods cost one replica)."""
@@ -83,18 +113,32 @@ class Workload:
     routing_skew: float = 0.0
     prefill_chunk_tokens: int = 8192
 
-    def shape(self, phase: Phase, batch: int) -> tuple[int, int]:
-        """(sequences per micro-batch, micro-batches) of one step of ``batch`` sequences."""
+    def shape(
+        self, phase: Phase, batch: int, seq: int, context: int, plan: MemoryPlan | None = None
+    ) -> Pass:
+        """How a step of ``batch`` sequences of ``seq`` new tokens runs (the micro-batching
+        rule). Decode pipelines ``min(pp, batch)`` micro-batches of ``ceil(batch / pp)``
+        sequences, step after step. Prefill runs in chunks of the plan's
+        ``prefill_chunk_tokens`` (whole prompts per chunk when they fit, else each prompt in
+        equal chunks, costed at the middle chunk's context), filling and draining the pipeline
+        once."""
         if phase == "decode":
-            return math.ceil(batch / self.par.pp), min(self.par.pp, batch)
-        return batch, 1
+            return Pass(math.ceil(batch / self.par.pp), seq, context, min(self.par.pp, batch))
+        chunk = plan.prefill_chunk_tokens if plan and plan.prefill_chunk_tokens else batch * seq
+        if chunk >= seq:
+            per = min(batch, chunk // seq)
+            return Pass(per, seq, context, math.ceil(batch / per), fill=True)
+        pieces = math.ceil(seq / chunk)
+        size = math.ceil(seq / pieces)
+        mid = context + (pieces - 1) * size // 2
+        return Pass(1, size, mid, batch * pieces, fill=True)
 
     def graph(self, phase: Phase, batch: int, seq: int, context: int) -> OpGraph:
-        """One micro-batch's ops, all stages, for a step of ``batch`` sequences."""
+        """The ops of one pass of ``batch`` sequences over all stages (one device per stage)."""
         return build_graph(
             self.model,
             phase=phase,
-            batch=self.shape(phase, batch)[0],
+            batch=batch,
             seq_len=seq,
             context_len=context,
             parallelism=self.par,
@@ -103,28 +147,28 @@ class Workload:
         )
 
     def plan(self, batch: int) -> MemoryPlan:
-        prefill = self.graph("prefill", batch, self.input_len, 0)
-        tokens = batch * self.input_len
-        act = float(prefill.act_bytes.max()) * min(1.0, self.prefill_chunk_tokens / tokens)
-        return plan_memory(
-            self.model,
-            self.par,
-            self.quant,
-            self.system.chip,
-            batch=batch,
-            context_len=self.input_len + self.output_len,
-            activation_bytes=act,
-            reserve_fraction=self.eff.value("memory_reserve_fraction"),
-        )
+        """Memory per chip at ``batch`` sequences per replica, with the prefill chunk whose
+        activations fit beside the weights and the KV cache."""
+        rf = self.eff.value("memory_reserve_fraction")
+        weights = weight_bytes_per_chip(self.model, self.par, self.quant)
+        context = self.input_len + self.output_len
+        kv = kv_bytes_per_chip(self.model, self.par, self.quant, batch=batch, context_len=context)
+        chunk, act = prefill_chunk(self.model, self.par, self.system.chip,
+                                   tokens=batch * self.input_len, sequences=batch,
+                                   weights=weights, kv=kv, reserve_fraction=rf,
+                                   max_tokens=self.prefill_chunk_tokens)  # fmt: skip
+        plan = plan_memory(self.model, self.par, self.quant, self.system.chip, batch=batch,
+                           context_len=context, activation_bytes=act,
+                           reserve_fraction=rf)  # fmt: skip
+        return replace(plan, prefill_chunk_tokens=chunk)
 
     def step(
         self, phase: Phase, batch: int, *, seq: int, context: int, plan: MemoryPlan | None
     ) -> StepTiming:
         """One step of ``batch`` sequences on this system, with its per-op costs."""
-        g = self.graph(phase, batch, seq, context)
-        return analytic_step(
-            g, self.system, self.eff, plan, microbatches=self.shape(phase, batch)[1]
-        )
+        sh = self.shape(phase, batch, seq, context, plan)
+        g = self.graph(phase, sh.batch, sh.seq, sh.context)
+        return analytic_step(g, self.system, self.eff, plan, microbatches=sh.passes, fill=sh.fill)
 
     def prefill(self, batch: int, plan: MemoryPlan | None) -> StepTiming:
         return self.step("prefill", batch, seq=self.input_len, context=0, plan=plan)
@@ -207,15 +251,23 @@ def average_power_w(dynamic_j, seconds, *, chips: int, floor_w, tdp_w):
 
 
 def step_costs(
-    w: Workload, phase: Phase, batch: int, *, seq: int, context: int, designs: np.ndarray
+    w: Workload,
+    phase: Phase,
+    batch: int,
+    *,
+    seq: int,
+    context: int,
+    designs: np.ndarray,
+    plan: MemoryPlan | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(seconds, dynamic joules) of one step on each design row ``designs[n, N_DESIGN]``."""
-    g = w.graph(phase, batch, seq, context)
-    micro = w.shape(phase, batch)[1]
+    sh = w.shape(phase, batch, seq, context, plan)
+    g = w.graph(phase, sh.batch, sh.seq, sh.context)
     p = pack_ops(g)
     out = stage_totals(*p.args, p.count, p.stage, p.n_stages, designs)
-    seconds = pipeline_seconds(out[:, :, L.T_TOTAL], micro)
-    return seconds, step_energy(out[:, :, L.ENERGY].sum(axis=1), g, micro)
+    rule = fill_drain_seconds if sh.fill else pipeline_seconds
+    seconds = rule(out[:, :, L.T_TOTAL], sh.passes)
+    return seconds, step_energy(out[:, :, L.ENERGY].sum(axis=1), g, sh.passes)
 
 
 @dataclass(frozen=True)
@@ -232,9 +284,14 @@ class RunCost:
     energy_j_per_token: np.ndarray
 
 
-def cost_run(w: Workload, batch: int, designs: np.ndarray) -> RunCost:
-    """Prefill then decode of ``batch`` sequences per replica on every design row."""
-    ttft, e_pre = step_costs(w, "prefill", batch, seq=w.input_len, context=0, designs=designs)
+def cost_run(
+    w: Workload, batch: int, designs: np.ndarray, plan: MemoryPlan | None = None
+) -> RunCost:
+    """Prefill then decode of ``batch`` sequences per replica on every design row (``plan``:
+    the memory plan, for the prefill chunk; default ``w.plan(batch)``)."""
+    plan = plan or w.plan(batch)
+    ttft, e_pre = step_costs(w, "prefill", batch, seq=w.input_len, context=0, designs=designs,
+                             plan=plan)  # fmt: skip
     dec = [step_costs(w, "decode", batch, seq=1, context=c, designs=designs)
            for c in w.decode_contexts]  # fmt: skip
     tpot = (dec[0][0] + 4 * dec[1][0] + dec[2][0]) / 6
@@ -339,7 +396,7 @@ def evaluate(w: Workload, batch: int) -> Result:
     }
     if not plan.fits:
         return Result(fits=False, **common)
-    run = cost_run(w, batch, pack_design(w.system, w.eff, plan)[None, :])
+    run = cost_run(w, batch, pack_design(w.system, w.eff, plan)[None, :], plan)
     pre, mid = w.prefill(batch, plan), w.decode(batch, w.decode_contexts[1], plan)
     return Result(
         fits=True,

@@ -4,9 +4,13 @@ This is the *analytic* fidelity level (no overlap between ops); the SimPy step s
 on the same per-op costs. The two rules of a step, written once and used by every path (one
 design here, many designs in :mod:`sim.evaluate`):
 
-* :func:`pipeline_seconds`: a step of ``microbatches`` micro-batches takes
-  ``max(sum of stage times, microbatches x slowest stage)`` (the pipeline is either latency-bound
-  by one micro-batch's trip or throughput-bound by its slowest stage);
+* :func:`pipeline_seconds`: a decode step of ``microbatches`` micro-batches takes
+  ``max(sum of stage times, microbatches x slowest stage)``: decode steps repeat, so the pipeline
+  stays full from one step to the next and a step is either latency-bound by one micro-batch's
+  trip or throughput-bound by its slowest stage;
+* :func:`fill_drain_seconds`: a one-off pass of ``n`` chunks (prefill) fills and drains the
+  pipeline: ``sum of stage times + (n - 1) x slowest stage`` (one chunk through every stage, the
+  rest at the slowest stage's pace);
 * :func:`step_energy`: the graph is one device per stage running one micro-batch, so the step's
   dynamic energy is ``sum(op energy x count) x tp (chips per stage) x microbatches``.
 """
@@ -25,7 +29,14 @@ from kernels.pack import pack_design, pack_ops
 from workloads.capacity import MemoryPlan
 from workloads.ops import OpGraph
 
-__all__ = ["BOUNDS", "StepTiming", "analytic_step", "pipeline_seconds", "step_energy"]
+__all__ = [
+    "BOUNDS",
+    "StepTiming",
+    "analytic_step",
+    "fill_drain_seconds",
+    "pipeline_seconds",
+    "step_energy",
+]
 
 BOUNDS = ("compute", "memory", "interconnect", "overhead")
 
@@ -95,6 +106,11 @@ def pipeline_seconds(stage_s: np.ndarray, microbatches: int) -> np.ndarray:
     return np.maximum(stage_s.sum(axis=-1), microbatches * stage_s.max(axis=-1))
 
 
+def fill_drain_seconds(stage_s: np.ndarray, passes: int) -> np.ndarray:
+    """Seconds of ``passes`` chunks through the stages ``[..., n_stages]`` (module docstring)."""
+    return stage_s.sum(axis=-1) + (passes - 1) * stage_s.max(axis=-1)
+
+
 def step_energy(device_energy_j, graph: OpGraph, microbatches: int):
     """Step energy from one device-per-stage micro-batch's op energy (scalar or per design)."""
     return device_energy_j * graph.meta.get("parallelism", {}).get("tp", 1) * microbatches
@@ -108,9 +124,11 @@ def analytic_step(
     *,
     microbatches: int = 1,
     direct_collectives: bool = True,
+    fill: bool = False,
 ) -> StepTiming:
     """One step on one design with its per-op costs (for bounds, op tables and the step
-    simulation); ``graph`` is one micro-batch's ops over all stages."""
+    simulation); ``graph`` is one micro-batch's (or chunk's) ops over all stages, repeated
+    ``microbatches`` times, in a full pipeline or (``fill``) a one-off fill and drain."""
     packed = pack_ops(graph)
     design = pack_design(system, eff, plan, direct_collectives=direct_collectives)
     per_op = op_costs(*packed.args, design)
@@ -118,7 +136,7 @@ def analytic_step(
     stage_s = np.bincount(packed.stage, weights=weighted, minlength=packed.n_stages)
     device_j = float(np.sum(per_op[:, L.ENERGY] * packed.count))
     return StepTiming(
-        total_s=float(pipeline_seconds(stage_s, microbatches)),
+        total_s=float((fill_drain_seconds if fill else pipeline_seconds)(stage_s, microbatches)),
         stage_s=stage_s,
         per_op=per_op,
         graph=graph,

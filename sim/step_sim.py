@@ -165,9 +165,12 @@ def time_step(
     microbatches: int = 1,
     overlap: bool = True,
     prefetch_depth: int = 2,
+    fill: bool = False,
 ) -> StepTiming:
-    """Simulate one step; ``graph`` is one micro-batch's ops (all stages)."""
-    analytic = analytic_step(graph, system, eff, plan, microbatches=max(microbatches, 1))
+    """Simulate one step; ``graph`` is one micro-batch's (or prefill chunk's) ops, all stages,
+    run ``microbatches`` times (``fill``: a prefill's chunks, for the analytic figures)."""
+    analytic = analytic_step(graph, system, eff, plan, microbatches=max(microbatches, 1),
+                             fill=fill)  # fmt: skip
     flat = graph.expand()
     per_op = np.repeat(analytic.per_op, graph.count, axis=0)
     pieces = _pieces(per_op, flat, system, eff, plan)

@@ -19,15 +19,20 @@ from workloads.parallel import Parallelism
 from workloads.quant import QuantSpec
 
 __all__ = [
+    "LOGIT_BYTES",
     "WEIGHT_PLACES",
     "MemoryPlan",
+    "activation_bytes_per_token",
     "kv_bytes_per_chip",
     "place_weights",
     "plan_memory",
+    "prefill_chunk",
     "weight_bytes_per_chip",
 ]
 
 HALF = 2.0
+ACT_BYTES = 2.0  # activations between ops are 16-bit (as workloads.graph.IO_BYTES)
+LOGIT_BYTES = 4.0  # logits of the last token of each sequence, fp32 for sampling
 # where weights are read from, by index (the placement rule's verdicts; "none": does not fit)
 WEIGHT_PLACES = ("scratch", "main", "capacity", "none")
 
@@ -98,6 +103,7 @@ class MemoryPlan:
     weights_level: str
     reason: str = ""
     min_chips: int = 0
+    prefill_chunk_tokens: int = 0  # tokens per prefill pass whose activations fit (0: unset)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -108,6 +114,49 @@ class MemoryPlan:
         and less the weights when they live there (the budget :func:`place_weights` checks)."""
         free = self.capacity - self.reserve - self.activations
         return free - self.weights if self.weights_in == "main" else free
+
+
+def activation_bytes_per_token(model: ModelSpec, par: Parallelism) -> float:
+    """Activation bytes live at once per token on one chip during a forward pass: the residual
+    stream going into and out of a block (hidden, replicated over the TP group) plus the widest
+    intermediate a column-parallel GEMM writes (QKV, the gated MLP up-projection, the top-k
+    experts' up-projections of a token), sharded over TP. Attention is flash-style (no score
+    matrix); other buffers are reused op to op."""
+    layers = {0, model.num_layers - 1} | ({model.moe.first_dense_layers} if model.moe else set())
+    weights = [*attention_weights(model)]
+    for layer in layers:
+        weights += mlp_weights(model, layer, active=True)
+    h = model.hidden_size
+    widest = max((w.n * w.copies for w in weights if w.n != h), default=h) / par.tp
+    return ACT_BYTES * (2 * h + widest)
+
+
+def prefill_chunk(
+    model: ModelSpec,
+    par: Parallelism,
+    chip: Chip,
+    *,
+    tokens: int,
+    sequences: int,
+    weights: float,
+    kv: float,
+    reserve_fraction: float,
+    max_tokens: int,
+) -> tuple[int, float]:
+    """(tokens per prefill pass, activation bytes per chip) for ``tokens`` prompt tokens of
+    ``sequences`` sequences: at most ``max_tokens`` (the engine's token budget), and no more than
+    the memory left beside the weights and the KV cache holds (SRAM chips prefill in small
+    chunks). A pass always holds at least one token, fitting or not (the plan then says so)."""
+    per_token = activation_bytes_per_token(model, par)
+    logits = model.vocab_size / par.tp * LOGIT_BYTES
+    where = place_weights(ChipArrays.of(chip), weights=weights, kv=kv, activations=0.0,
+                          reserve_fraction=reserve_fraction)[0]  # fmt: skip
+    free = chip.main_memory.capacity_bytes * (1 - reserve_fraction) - kv - logits
+    if WEIGHT_PLACES[int(where)] in ("main", "none"):
+        free -= weights
+    chunk = max(1, min(max_tokens, tokens, int(free // per_token)))
+    per_chunk = min(sequences, max(1, chunk * sequences // max(tokens, 1)))
+    return chunk, chunk * per_token + per_chunk * logits
 
 
 def place_weights(

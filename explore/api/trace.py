@@ -25,9 +25,10 @@ def step_simulations(result: Result, *, overlap: bool = True) -> dict:
     steps = {"prefill": ("prefill", w.input_len, 0), "decode": ("decode", 1, w.decode_contexts[1])}
     out = {}
     for name, (phase, seq, ctx) in steps.items():
-        graph = w.graph(phase, batch, seq, ctx)
+        sh = w.shape(phase, batch, seq, ctx, plan)
+        graph = w.graph(phase, sh.batch, sh.seq, sh.context)
         out[name] = time_step(graph, w.system, w.eff, plan, overlap=overlap,
-                              microbatches=w.shape(phase, batch)[1])  # fmt: skip
+                              microbatches=sh.passes, fill=sh.fill)  # fmt: skip
     return out
 
 

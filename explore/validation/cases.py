@@ -520,12 +520,12 @@ def _layer_case(row, chip: str, model: str) -> Case | str:
     def pred(ov: Overrides) -> float:
         if decode:
             w, step = _decode_step(row, chip, model, ov)
-            g = w.graph("decode", int(row["batch_or_concurrency"]), 1, ctx)
-        else:
+        else:  # one pass over the whole batch, as the benchmark runs it (no engine chunking)
             w = _workload(row, chip, model, ov, input_len=inp)
             batch = int(row["batch_or_concurrency"])
-            g = w.graph("prefill", batch, inp, 0)
-            step = w.prefill(batch, w.plan(batch))
+            step = analytic_step(w.graph("prefill", batch, inp, 0), w.system, w.eff,
+                                 w.plan(batch))  # fmt: skip
+        g = step.graph
         in_layers = g.layer >= 0
         total = float((step.per_op[in_layers, L.T_TOTAL] * g.count[in_layers]).sum())
         if isolated:  # a sum of per-op timings, each op timed alone

@@ -64,9 +64,10 @@ def test_decode_step_energy_counts_every_micro_batch():
     w = resolve_workload(system="h100-sxm:8", model="llama-3.1-70b", quant="fp8", tp=2, pp=4,
                          input_len=1024, output_len=64)  # fmt: skip
     plan = w.plan(8)
-    assert w.shape("decode", 8) == (2, 4)
+    sh = w.shape("decode", 8, 1, 1100)
+    assert (sh.batch, sh.passes) == (2, 4)
     whole = w.decode(8, 1100, plan)
-    one_micro = analytic_step(w.graph("decode", 8, 1, 1100), w.system, w.eff, plan)
+    one_micro = analytic_step(w.graph("decode", 2, 1, 1100), w.system, w.eff, plan)
     assert whole.energy_j == pytest.approx(4 * one_micro.energy_j, rel=1e-12)
     served = AnalyticStepModel(w, plan, exact=True).decode(8, 1100)
     assert served.energy_j == pytest.approx(whole.energy_j, rel=1e-12)

@@ -23,7 +23,7 @@ def _setup(system, model, quant, tp, pp, batch, phase):
     )
     plan = w.plan(batch * pp)  # a step of pp micro-batches of `batch` sequences
     seq, ctx = (1, 512) if phase == "decode" else (512, 0)
-    g = w.graph(phase, batch * pp, seq, ctx)
+    g = w.graph(phase, batch, seq, ctx)  # one micro-batch of `batch` sequences
     return w, plan, g
 
 
