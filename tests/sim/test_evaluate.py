@@ -1,6 +1,7 @@
 """The one evaluation path: hand-calculated energy, and every front door agreeing on one point."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -313,3 +314,72 @@ def test_the_step_trace_replays_the_prediction_it_comes_from():
     sims = step_simulations(r, overlap=False)
     assert sims["decode"].total_s == pytest.approx(r.decode_step.total_s, rel=1e-9)
     assert sims["prefill"].total_s == pytest.approx(r.ttft_s, rel=1e-9)
+
+
+# --------------------------------------------------------------------------- memory and prefill
+
+
+def _sram_tiny(tiny_chip, capacity: float):
+    from arch.chip import MemoryLevel
+
+    sram = MemoryLevel(name="SRAM", kind="sram", role="main", capacity_bytes=capacity,
+                       bandwidth_bytes_per_s=1e12, latency_s=0.0,
+                       energy_j_per_byte=1e-12)  # fmt: skip
+    return tiny_chip.model_copy(update={"memory": (sram,)})
+
+
+def test_prefill_chunk_fits_beside_weights_and_kv_on_an_sram_chip(tiny_chip, tiny_model):
+    """Tiny model (hidden 64; QKV 128 wide, gated MLP up 256 wide) on one chip with 400,000 B of
+    SRAM, reserve 10 %. Activations per token: 2 B x (2 x 64 residual + 256 widest) = 768 B;
+    logits of one sequence: 256 x 4 B = 1,024 B. Batch 2, 90 in + 10 out: weights 213,632 B,
+    KV 2 x 100 tokens x 256 B = 51,200 B. Left for one chunk: 360,000 - 51,200 - 1,024 -
+    213,632 = 94,144 B -> 122 tokens (of the 180 prompt tokens), so each prompt (90 tokens) is
+    its own pass: 2 passes; activations 122 x 768 + 1,024 = 94,720 B, and everything fits."""
+    w = Workload(system=System(chip=_sram_tiny(tiny_chip, 400e3), count=1), model=tiny_model,
+                 quant=get_quant("bf16"), par=Parallelism(), input_len=90, output_len=10,
+                 eff=efficiency_for("test-family"))  # fmt: skip
+    plan = w.plan(2)
+    assert plan.prefill_chunk_tokens == 122
+    assert plan.activations == pytest.approx(94_720)
+    assert plan.fits
+    sh = w.shape("prefill", 2, 90, 0, plan)
+    assert (sh.batch, sh.seq, sh.passes, sh.fill) == (1, 90, 2, True)
+    small = replace(w, system=System(chip=_sram_tiny(tiny_chip, 300e3), count=1))
+    assert small.plan(2).prefill_chunk_tokens == 5  # 270,000 - 265,856 = 4,144 B: 5 tokens
+    tight = replace(w, system=System(chip=_sram_tiny(tiny_chip, 260e3), count=1))
+    assert not tight.plan(2).fits  # 234,000 B usable < weights + KV + logits = 265,856 B
+
+
+def test_pipelined_prefill_is_one_chunk_through_every_stage_then_the_slowest(tiny_model):
+    """PP2 over 2 tiny chips, 4 prompts of 8 tokens in chunks of 8 tokens: 4 passes. The closed
+    form: t = s1 + s2 + (4 - 1) x max(s1, s2), with s1, s2 the stages' times for one chunk; a
+    chunk smaller than a prompt splits each prompt (8 tokens in chunks of 3 -> 3 pieces of 3,
+    12 passes, costed at the middle piece's context 3)."""
+    from arch.presets import load_chip_file
+
+    chip = load_chip_file(Path(__file__).parents[1] / "data" / "tiny_chip.toml")
+    w = resolve_workload(system=System(chip=chip, count=2), model=tiny_model, quant="bf16",
+                         pp=2, input_len=8, output_len=2)  # fmt: skip
+    plan = replace(w.plan(4), prefill_chunk_tokens=8)
+    one = analytic_step(w.graph("prefill", 1, 8, 0), w.system, w.eff, plan)
+    s1, s2 = one.stage_s
+    assert w.prefill(4, plan).total_s == pytest.approx(s1 + s2 + 3 * max(s1, s2), rel=1e-12)
+    assert w.prefill(4, plan).energy_j == pytest.approx(4 * one.energy_j, rel=1e-12)
+    sh = w.shape("prefill", 4, 8, 0, replace(plan, prefill_chunk_tokens=3))
+    assert (sh.batch, sh.seq, sh.context, sh.passes) == (1, 3, 3, 12)
+
+
+def test_batch_max_keeps_the_weights_in_sram_when_that_is_faster():
+    """Llama-3.1-8B BF16 on one CS-3 (44 GB SRAM, MemoryX behind it): the largest batch that
+    fits streams the weights from MemoryX every step; --batch max takes a smaller batch that
+    keeps them on the wafer and delivers more tokens/s, and says throughput limited it."""
+    from sim.batching import batch_choice
+
+    w = resolve_workload(system="cerebras-wse3:1", model="llama-3.1-8b", quant="bf16",
+                         input_len=1000, output_len=200)  # fmt: skip
+    choice = batch_choice(w)
+    assert choice.limit == "throughput" and choice.batch < choice.largest_fitting
+    assert w.plan(choice.batch).weights_in == "main"
+    assert w.plan(choice.largest_fitting).weights_in == "capacity"
+    big = evaluate(w, choice.largest_fitting)
+    assert choice.tokens_per_s > 10 * big.output_tokens_per_s
