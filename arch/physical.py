@@ -14,6 +14,12 @@ Power (W) at TDP: the larger of (every MAC and lane at its peak rate) and (SRAM 
 bandwidth), plus off-chip memory and links at full bandwidth and leakage per mm2, times
 (1 + uncore_power_fraction).
 
+Shoreline (mm): memory PHYs and SerDes sit at the die edge, so a design can be built only if
+``stacks x phy_edge_mm + packages x phy_edge_mm + link GB/s x serdes_edge_mm_per_gbps`` fits in
+``io_edge_fraction`` of the perimeter. A monolithic die is taken as square (4 sqrt(A), the least
+perimeter for its area); chiplets are squares in two rows, each giving up the edges it abuts; a
+wafer-scale chip has the wafer's edge and no HBM (:func:`shoreline`).
+
 Cost (USD): dies per wafer (circle minus edge loss), Murphy or Poisson yield at the node's defect
 density, interposer and package, memory at $/GB, board, and NRE (design + masks) over a volume.
 
@@ -27,7 +33,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -96,6 +102,7 @@ class MemoryTech(Frozen):
     bandwidth_bytes_per_s: float = Field(gt=0)
     energy_j_per_byte: float = Field(ge=0)
     price_usd_per_gb: float = Field(ge=0)
+    phy_edge_mm: float = Field(gt=0, description="die edge one stack's / package's PHY takes")
     stacked: bool
 
 
@@ -124,6 +131,11 @@ class PowerParams(Frozen):
     sram_bytes_per_s_per_mb: float = Field(gt=0)
 
 
+class ShorelineParams(Frozen):
+    io_edge_fraction: float = Field(gt=0, le=1, description="of the perimeter, for PHYs/SerDes")
+    serdes_edge_mm_per_gbps: float = Field(ge=0, description="per GB/s per direction")
+
+
 class CostParams(Frozen):
     package_usd: float = Field(ge=0)
     interposer_usd_per_mm2: float = Field(ge=0)
@@ -141,6 +153,7 @@ class Technology(Frozen):
     max_interposer_reticles: float = Field(gt=0)
     wafer_scale_mm2: float = Field(gt=0)
     area: AreaParams
+    shoreline: ShorelineParams
     power: PowerParams
     cost: CostParams
     nodes: dict[str, NodeTech]
@@ -250,6 +263,40 @@ def package(t: Technology, logic_mm2, hbm, wafer_scale):
             "fits": fits}  # fmt: skip
 
 
+def edge_sides(chiplets):
+    """Square-die sides of a package left for I/O: one die has 4; chiplets stand in two rows
+    (every chiplet keeps an outer edge, as B200's two dies or MI300X's 2 x 2 I/O dies) and each
+    abutment costs both dies that side: n chiplets have n - 2 + floor(n / 2) abutments, so 2
+    dies keep 6 sides, 3 keep 8, 4 keep 8, 6 keep 10. A wafer-scale chip is one die."""
+    n = np.maximum(chiplets, 1.0)
+    return 4 * n - 2 * np.where(n > 1, n - 2 + np.floor(n / 2), 0.0)
+
+
+def perimeter_mm(silicon_mm2, chiplets):
+    """Die edge (mm) of ``chiplets`` equal square dies sharing ``silicon_mm2``: a monolithic die
+    is 4 sqrt(A), the least perimeter for its area (a real, oblong die has a little more)."""
+    return edge_sides(chiplets) * np.sqrt(silicon_mm2 / np.maximum(chiplets, 1.0))
+
+
+def shoreline(t: Technology, pkg: dict, *, hbm, ddr, link_gbps, hbm_edge_mm, ddr_edge_mm,
+              wafer_scale):  # fmt: skip
+    """Die edge (mm) the I/O needs vs what the package offers: HBM stacks and DDR packages at
+    their PHY width, SerDes per GB/s (per direction), against ``io_edge_fraction`` of
+    :func:`perimeter_mm`; ``min_silicon_mm2`` is the least silicon (same chiplet count) whose
+    edge would carry the I/O. A wafer-scale chip has no interposer for HBM (``hbm_ok``)."""
+    s = t.shoreline
+    n = np.maximum(pkg["chiplets"], 1.0)
+    parts = {"hbm_mm": hbm * hbm_edge_mm, "ddr_mm": ddr * ddr_edge_mm,
+             "serdes_mm": link_gbps * s.serdes_edge_mm_per_gbps}  # fmt: skip
+    parts["needed_mm"] = parts["hbm_mm"] + parts["ddr_mm"] + parts["serdes_mm"]
+    parts["perimeter_mm"] = perimeter_mm(pkg["silicon_mm2"], n)
+    parts["available_mm"] = parts["perimeter_mm"] * s.io_edge_fraction
+    parts["min_silicon_mm2"] = n * (parts["needed_mm"] / (s.io_edge_fraction * edge_sides(n))) ** 2
+    parts["hbm_ok"] = ~(np.asarray(wafer_scale, dtype=bool) & (hbm > 0))
+    parts["fits"] = (parts["needed_mm"] <= parts["available_mm"]) & parts["hbm_ok"]
+    return parts
+
+
 def power_w(t: Technology, node: dict, *, flops16, vflops, sram_bw, mem_bw, mem_j, link_bw, area):
     """TDP breakdown (W): all units at their peak rates, plus leakage and uncore."""
     p = t.power
@@ -324,9 +371,10 @@ class DesignArrays:
     power: dict[str, np.ndarray]
     cost: dict[str, np.ndarray]
     chips: ChipArrays
+    shoreline: dict[str, np.ndarray]  # die edge needed vs available (:func:`shoreline`)
     sram_bandwidth: np.ndarray
     sram_j_per_byte: np.ndarray
-    fits: np.ndarray  # packageable, with one off-chip memory type and some memory
+    fits: np.ndarray  # packageable, I/O fits the shoreline, one off-chip memory type, memory
 
 
 def design_arrays(fields: dict[str, np.ndarray], t: Technology | None = None) -> DesignArrays:
@@ -342,7 +390,7 @@ def design_arrays(fields: dict[str, np.ndarray], t: Technology | None = None) ->
     units = np.where(has_hbm, f["hbm_stacks"], f["ddr_packages"])
     mem = {k: np.array([getattr(t.memory(g), k) for g in gen], dtype=float)
            for k in ("capacity_bytes", "bandwidth_bytes_per_s", "energy_j_per_byte",
-                     "price_usd_per_gb")}  # fmt: skip
+                     "price_usd_per_gb", "phy_edge_mm")}  # fmt: skip
     off_bw = units * mem["bandwidth_bytes_per_s"]
     # banked SRAM bandwidth per MB (Groq/WSE-derived), and never below twice the off-chip
     # bandwidth it fronts (assumption: a hierarchy feeds faster than its backing store)
@@ -357,6 +405,9 @@ def design_arrays(fields: dict[str, np.ndarray], t: Technology | None = None) ->
                     link_gbps=f["link_bytes_per_s"] / 1e9, systolic=systolic)  # fmt: skip
     wafer = f["wafer_scale"].astype(bool)
     pkg = package(t, area["total"], f["hbm_stacks"], wafer)
+    edge = shoreline(t, pkg, hbm=np.where(has_hbm, units, 0.0), ddr=np.where(has_hbm, 0.0, units),
+                     link_gbps=f["link_bytes_per_s"] / 1e9, hbm_edge_mm=mem["phy_edge_mm"],
+                     ddr_edge_mm=mem["phy_edge_mm"], wafer_scale=wafer)  # fmt: skip
     pw = power_w(t, node, flops16=p, vflops=f["vector_fraction"] * p, sram_bw=sram_bw,
                  mem_bw=off_bw, mem_j=mem["energy_j_per_byte"], link_bw=f["link_bytes_per_s"],
                  area=pkg["silicon_mm2"])  # fmt: skip
@@ -397,8 +448,8 @@ def design_arrays(fields: dict[str, np.ndarray], t: Technology | None = None) ->
     )  # fmt: skip
     one_memory = ~(has_hbm & (f["ddr_packages"] > 0)) & ((f["sram_bytes"] > 0) | off)
     return DesignArrays(area=area, package=pkg, power=pw, cost=cost, chips=chips,
-                        sram_bandwidth=sram_bw, sram_j_per_byte=sram_e,
-                        fits=pkg["fits"].astype(bool) & one_memory)  # fmt: skip
+                        shoreline=edge, sram_bandwidth=sram_bw, sram_j_per_byte=sram_e,
+                        fits=pkg["fits"].astype(bool) & edge["fits"] & one_memory)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- one design
@@ -406,8 +457,9 @@ def design_arrays(fields: dict[str, np.ndarray], t: Technology | None = None) ->
 
 @dataclass(frozen=True)
 class PhysicalReport:
-    """Area (mm2), power (W) and cost (USD) breakdowns of one design; ``fits`` is False when it
-    cannot be packaged (``note`` says why)."""
+    """Area (mm2), power (W) and cost (USD) breakdowns of one design, and its shoreline (mm of
+    die edge needed vs available); ``fits`` is False when it cannot be built (``note`` says
+    why)."""
 
     area: dict[str, float]
     package: dict[str, float]
@@ -415,6 +467,7 @@ class PhysicalReport:
     cost: dict[str, float]
     fits: bool
     note: str = ""
+    shoreline: dict[str, float] = field(default_factory=dict)
 
     @property
     def die_area_mm2(self) -> float:
@@ -474,13 +527,24 @@ class ChipDesign(Frozen):
         t = t or technology()
         a = self.arrays(t)
         first = lambda d: {k: float(np.asarray(v).ravel()[0]) for k, v in d.items()}  # noqa: E731
-        pkg = first(a.package)
-        fits = bool(pkg["fits"])
+        pkg, edge = first(a.package), first(a.shoreline)
+        fits = bool(a.fits[0])
         return PhysicalReport(area=first(a.area), package=pkg, power=first(a.power),
-                              cost=first(a.cost), fits=fits,
-                              note="" if fits else self._why_not(t, pkg))  # fmt: skip
+                              cost=first(a.cost), fits=fits, shoreline=edge,
+                              note="" if fits else self._why_not(t, pkg, edge))  # fmt: skip
 
-    def _why_not(self, t: Technology, pkg: dict) -> str:
+    def _why_not(self, t: Technology, pkg: dict, edge: dict) -> str:
+        """The first limit that binds: package size, then die edge, then memory."""
+        if not pkg["fits"]:
+            return self._package_limit(t, pkg)
+        if not edge["hbm_ok"]:
+            return (f"{self.hbm_stacks} HBM stacks on a wafer-scale chip: a wafer has no "
+                    "interposer for HBM; use SRAM or an off-wafer memory tier")  # fmt: skip
+        if not edge["fits"]:
+            return self._shoreline_limit(pkg, edge)
+        return "no memory: sram_bytes, hbm_stacks and ddr_packages are all 0"
+
+    def _package_limit(self, t: Technology, pkg: dict) -> str:
         if self.wafer_scale:
             return (f"needs {float(pkg['silicon_mm2']):.0f} mm2 of silicon but a wafer-scale "
                     f"chip has {t.wafer_scale_mm2:.0f} mm2")  # fmt: skip
@@ -488,6 +552,22 @@ class ChipDesign(Frozen):
         return (f"needs a {float(pkg['interposer_mm2']):.0f} mm2 interposer "
                 f"({int(pkg['chiplets'])} chiplets + HBM) but the limit is {limit:.0f} mm2; "
                 "shrink the design or set wafer_scale")  # fmt: skip
+
+    def _shoreline_limit(self, pkg: dict, edge: dict) -> str:
+        """e.g. '8 HBM stacks need 88 mm of die edge but a 169 mm2 die offers 44 mm usable'."""
+        io = [
+            f"{self.hbm_stacks} HBM stacks" if self.hbm_stacks else "",
+            f"{self.ddr_packages} {self.ddr_gen.upper()} packages" if self.ddr_packages else "",
+            f"{self.link_bytes_per_s / 1e9:.0f} GB/s of SerDes" if edge["serdes_mm"] else "",
+        ]
+        what = " + ".join(x for x in io if x)
+        n = int(pkg["chiplets"])
+        die = (f"a {pkg['silicon_mm2']:.0f} mm2 die" if n == 1 else
+               f"{n} chiplets of {pkg['silicon_mm2'] / n:.0f} mm2")  # fmt: skip
+        return (f"{what} need {edge['needed_mm']:.0f} mm of die edge but {die} offers "
+                f"{edge['available_mm']:.0f} mm usable (shoreline; they need at least "
+                f"{edge['min_silicon_mm2']:.0f} mm2 of silicon); fewer stacks or links, a larger "
+                "die or chiplets")  # fmt: skip
 
     def to_chip(self, t: Technology | None = None, report: PhysicalReport | None = None) -> Chip:
         """The simulator's view of the design: peaks, memory levels, fabric, TDP, area, cost."""
