@@ -228,7 +228,7 @@ class _Builder:
     def _moe(self) -> None:
         moe, par, h = self.model.moe, self.par, self.model.hidden_size
         assert moe is not None
-        ep_tokens = self.tokens * (par.dp if par.attention_dp else 1)
+        ep_tokens = self.tokens * par.ep_replicas  # the EP group's replicas' tokens
         local = moe.num_experts / par.ep
         touched = (
             expected_distinct_experts(moe.num_experts, moe.top_k, ep_tokens, self.skew) / par.ep

@@ -4,11 +4,12 @@ One replica spans ``tp * pp`` chips; ``dp`` replicas split the system. Dense lay
 tensor-parallel over ``tp``. MoE layers shard experts over ``ep`` chips:
 
 * ``ep <= tp`` (``tp % ep == 0``): experts are spread inside the TP group, each expert further
-  split
-  over ``tp // ep`` chips; the usual TP all-reduce combines the results.
-* ``ep == tp * dp`` with ``dp > 1``: **attention-DP** (DeepSeek-style): each chip runs attention
-  for its own requests and the MoE layers form one EP group over all replicas, with all-to-all
-  dispatch and combine.
+  split over ``tp // ep`` chips; the usual TP all-reduce combines the results.
+* ``ep > tp``: **attention-DP** (DeepSeek-style): attention runs per replica (TP inside it) and
+  the MoE layers shard the experts over groups of ``ep`` chips, i.e. ``ep // tp`` replicas of
+  one pipeline stage (``ep`` a multiple of ``tp`` that divides the stage's ``tp * dp`` chips;
+  ``ep == tp * dp`` is one EP group over all replicas), with all-to-all dispatch and combine
+  over the group. Each chip holds ``experts / ep`` whole experts.
 
 KV heads: ``tp`` must divide ``num_kv_heads`` or be a multiple of it (heads are then replicated,
 which costs KV memory); anything else cannot be sharded.
@@ -46,6 +47,11 @@ class Parallelism(Frozen):
     @property
     def attention_dp(self) -> bool:
         return self.ep > self.tp
+
+    @property
+    def ep_replicas(self) -> int:
+        """Replicas whose tokens one expert-parallel group serves (1 unless attention-DP)."""
+        return self.ep // self.tp if self.attention_dp else 1
 
     @property
     def expert_tp(self) -> int:
@@ -90,9 +96,12 @@ class Parallelism(Frozen):
             )
         if self.ep <= self.tp:
             if self.tp % self.ep:
-                raise ConfigError(f"--ep {self.ep} must divide --tp {self.tp} (or equal tp*dp)")
-        elif self.ep != self.tp * self.dp:
+                raise ConfigError(
+                    f"--ep {self.ep} must divide --tp {self.tp} (or, for attention-DP, be a "
+                    f"multiple of it that divides tp*dp = {self.tp * self.dp})"
+                )
+        elif self.ep % self.tp or (self.tp * self.dp) % self.ep:
             raise ConfigError(
-                f"--ep {self.ep} must divide --tp {self.tp}, or equal tp*dp = "
-                f"{self.tp * self.dp} for attention-DP"
+                f"--ep {self.ep} must divide --tp {self.tp}, or for attention-DP be a multiple "
+                f"of it that divides a stage's tp*dp = {self.tp * self.dp} chips"
             )
