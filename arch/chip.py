@@ -7,12 +7,19 @@ direction**, summed over the links of that fabric.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    PositiveInt,
+    model_validator,
+)
 
 from arch.base import Frozen, Source
 
@@ -20,6 +27,8 @@ __all__ = [
     "FALLBACK",
     "PRECISIONS",
     "PRECISION_BITS",
+    "SHAPE_FIELDS",
+    "TOPOLOGY_AXES",
     "Chip",
     "ChipArrays",
     "ComputeEngine",
@@ -28,6 +37,7 @@ __all__ = [
     "Precision",
     "System",
     "resolved_precisions",
+    "shape_row",
 ]
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp6", "fp4", "int4"]
@@ -134,17 +144,116 @@ class MemoryLevel(Frozen):
     energy_j_per_byte: float = Field(ge=0)
 
 
+def _parse_dims(value: Any) -> Any:
+    """``"16x16"`` (how presets write a torus) or ``[16, 16]`` -> ``(16, 16)``."""
+    if isinstance(value, str):
+        try:
+            return tuple(int(v) for v in value.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"dims: write axis lengths as '16x16' (got {value!r})") from None
+    return value
+
+
+# axis lengths; dumped as "16x16" so a shape reads as one sourced value, not loose numbers
+Dims = Annotated[
+    tuple[PositiveInt, ...],
+    BeforeValidator(_parse_dims),
+    PlainSerializer(lambda t: "x".join(str(v) for v in t), return_type=str),
+]
+# axes of each topology that has them (ring: one closed axis; dragonfly: the local group)
+TOPOLOGY_AXES: dict[str, int] = {"ring": 1, "torus2d": 2, "mesh2d": 2, "torus3d": 3}
+
+
 class Interconnect(Frozen):
-    """A fabric between chips: per-chip, per-direction bandwidth over all of its links."""
+    """A fabric between chips: what is wired to what, and how fast.
+
+    Bandwidth is **per chip, per direction**: ``bandwidth_bytes_per_s`` sums the chip's ``links``
+    on this fabric, so one link carries ``bandwidth_bytes_per_s / links`` each way.
+
+    * ``topology``: ``switch`` (every link goes to a switch; any pair of chips can use all of
+      them: NVSwitch, Ethernet/InfiniBand), ``fully_connected`` (a direct link bundle to every
+      other chip of the domain: AMD Infinity Fabric, Gaudi RoCE), ``dragonfly`` (fully connected
+      local groups joined by global links: Groq C2C), ``ring``, ``torus2d``/``torus3d``
+      (dimension-ordered rings with wrap links: TPU ICI), ``mesh2d`` (the same without wrap
+      links: a wafer's dies, a torus slice too small to close its rings), ``none``.
+    * ``links``: links per chip on this fabric (count).
+    * ``links_per_peer``: links between one chip and one directly connected peer (count). None:
+      derived -- switch: all ``links`` (the switch gives one pair the chip's full bandwidth);
+      fully_connected: ``links // (domain_chips - 1)``; dragonfly: the same inside a local group;
+      ring/torus/mesh: ``links / (2 x axes)``, the links spread evenly over the neighbours.
+    * ``dims``: ring/torus/mesh: chips along each axis of the whole domain (product =
+      ``domain_chips``; presets write ``"16x16"``); dragonfly: ``(chips per local group,)``.
+      None: ring/torus/mesh: the most-square factorization of ``domain_chips`` (the one whose
+      longest axis is shortest); dragonfly: the whole domain is one fully connected group. A
+      group smaller than the domain takes the most-square factorization of its own size.
+    * ``wrap_multiple``: ring/torus: an axis of a group has wrap links when its length is a
+      multiple of this (TPU v4/v5p: 4, optical switches close every 4-chip cube edge into a ring).
+      None: only a group that is the whole domain has them (TPU v5e/v6e: a 4x4 slice of a 16x16
+      pod is a mesh). A mesh never has them.
+    * ``global_links``: dragonfly: links per chip that leave its local group (count). None: the
+      links the group does not use, ``links - (group - 1) x links_per_peer``.
+    * ``latency_s``: one algorithm step between neighbours (software plus one hop); the chip
+      family's fitted ``collective_step_latency_s`` replaces it.
+    * ``hop_latency_s``: added for each further hop a message crosses (an intermediate chip or
+      switch level). None: 0 (a switch step is one hop).
+    * ``domain_chips``: the largest group of chips on this fabric.
+    * ``in_network_reduction``: the switch reduces in flight (NVLS, SHARP, SwarmX).
+    """
 
     name: str
     topology: Topology
     bandwidth_bytes_per_s: float = Field(ge=0)
     links: int = Field(ge=0)
+    links_per_peer: int | None = Field(default=None, ge=1)
+    dims: Dims | None = None
+    wrap_multiple: int | None = Field(default=None, ge=1)
+    global_links: int | None = Field(default=None, ge=1)
     latency_s: float = Field(ge=0, description="one hop / one algorithm step")
+    hop_latency_s: float | None = Field(default=None, ge=0)
     energy_j_per_byte: float = Field(ge=0)
     domain_chips: int = Field(ge=1, description="largest group of chips on this fabric")
     in_network_reduction: bool = False
+
+    @model_validator(mode="after")
+    def _check_wiring(self) -> Interconnect:
+        for problem in _wiring_problems(self):
+            raise ValueError(f"{self.name}: {problem}")
+        return self
+
+
+def _wiring_problems(f: Interconnect) -> list[str]:
+    """What is inconsistent in a fabric's wiring fields (empty when nothing is)."""
+    axes = TOPOLOGY_AXES.get(f.topology, 1 if f.topology == "dragonfly" else 0)
+    out = []
+    if f.dims is not None and not axes:
+        out.append(f"dims: a {f.topology} fabric has no axes (ring, torus, mesh, dragonfly do)")
+    elif f.dims is not None and len(f.dims) != axes:
+        out.append(f"dims: {f.topology} takes {axes} axis length(s), got {len(f.dims)}")
+    elif f.dims is not None and f.topology != "dragonfly" and math.prod(f.dims) != f.domain_chips:
+        out.append(f"dims: {'x'.join(map(str, f.dims))} is not domain_chips = {f.domain_chips}")
+    if f.wrap_multiple is not None and f.topology not in ("ring", "torus2d", "torus3d"):
+        out.append("wrap_multiple: only a ring or torus has wrap links")
+    if f.global_links is not None and f.topology != "dragonfly":
+        out.append("global_links: only a dragonfly has them")
+    used = _links_used(f)
+    if used > f.links:
+        out.append(f"links: the wiring uses {used} links per chip but the chip has {f.links}")
+    if f.topology == "dragonfly" and f.dims and f.dims[0] < f.domain_chips:
+        local = (f.dims[0] - 1) * (f.links_per_peer or max(1, f.links // max(f.dims[0] - 1, 1)))
+        if (f.global_links or f.links - local) < 1:
+            out.append("global_links: a dragonfly of several groups needs links between them")
+    return out
+
+
+def _links_used(f: Interconnect) -> int:
+    """Links per chip the explicit wiring needs (0 where nothing explicit constrains it)."""
+    per_peer = f.links_per_peer or 0
+    if f.topology == "fully_connected":
+        return per_peer * (f.domain_chips - 1)
+    if f.topology == "dragonfly":
+        group = f.dims[0] if f.dims else f.domain_chips
+        return per_peer * (group - 1) + (f.global_links or 0)
+    return per_peer if f.topology == "switch" else 0
 
 
 class Chip(Frozen):
@@ -221,6 +330,17 @@ class System(Frozen):
         return self.chip.scale_out
 
 
+# the explicit wiring fields of an Interconnect, in the column order of ChipArrays.scale_up_shape
+SHAPE_FIELDS = ("links_per_peer", "dim_x", "dim_y", "dim_z", "wrap_multiple", "global_links")
+
+
+def shape_row(f: Interconnect) -> list[float]:
+    """A fabric's explicit wiring as :data:`SHAPE_FIELDS` (0 where a field is None)."""
+    dims = list(f.dims or ()) + [0] * 3
+    return [float(f.links_per_peer or 0), *map(float, dims[:3]), float(f.wrap_multiple or 0),
+            float(f.global_links or 0)]  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ChipArrays:
     """What the cost kernels see of ``n`` chips, as columns (one chip is ``n = 1``).
@@ -256,6 +376,15 @@ class ChipArrays:
     scale_up_topology: np.ndarray  # names (object array)
     idle_w: np.ndarray
     tdp_w: np.ndarray
+    # [n, len(SHAPE_FIELDS)] explicit scale-up wiring, 0 where the chip leaves it to be derived
+    # from topology, links and domain (kernels.pack resolves it); None (the physical model's
+    # designs) means all derived
+    scale_up_shape: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.scale_up_shape is None:
+            zeros = np.zeros((len(self.tdp_w), len(SHAPE_FIELDS)))
+            object.__setattr__(self, "scale_up_shape", zeros)
 
     def __len__(self) -> int:
         return len(self.tdp_w)
@@ -289,4 +418,5 @@ class ChipArrays:
             scale_up_topology=np.array([chip.scale_up.topology], dtype=object),
             idle_w=col(chip.idle_w),
             tdp_w=col(chip.tdp_w),
+            scale_up_shape=np.array([shape_row(chip.scale_up)]),
         )  # fmt: skip

@@ -8,8 +8,8 @@ Model, per op:
 * memory: ``t_memory = sum(bytes_level / (bw_level * eff_mem))`` over weights, KV and activations,
   each on the level the capacity plan put it;
 * the two overlap as ``(t_c^p + t_m^p)^(1/p)`` (p -> inf is the hard roofline);
-* collectives: alpha-beta per algorithm (ring, direct one/two-shot, in-network reduction), the
-  fastest available one for the topology;
+* collectives: alpha-beta per algorithm and topology (switch, fully connected, dragonfly,
+  ring/torus/mesh: :func:`collective_time`), the fastest available algorithm for the topology;
 * every kernel pays a fixed ``kernel_overhead_s`` (launch and tail; 0 on statically scheduled
   chips).
 
@@ -26,7 +26,14 @@ from numba import njit
 
 from kernels import layout as L
 
-__all__ = ["collective_time", "op_costs", "stage_totals", "tile_wave_util"]
+__all__ = [
+    "collective_time",
+    "most_square",
+    "op_costs",
+    "peer_links",
+    "stage_totals",
+    "tile_wave_util",
+]
 
 # op kinds (workloads.ops.OpKind values), repeated as literals: numba needs plain ints
 GEMM, GROUPED, ATTN_P, ATTN_D, ELEM, EMBED, SAMPLING = 0, 1, 2, 3, 4, 5, 6
@@ -71,37 +78,266 @@ def tile_wave_util(m, n, k, groups, units, tile_r, tile_c, weight_stationary):
 
 
 @njit(cache=True)
+def _divisor_upto(n, limit):
+    """The largest divisor of ``n`` that is at most ``limit`` (1 at least)."""
+    best = 1
+    i = 1
+    while i <= limit:
+        if n % i == 0:
+            best = i
+        i += 1
+    return best
+
+
+@njit(cache=True)
+def _isqrt(n):
+    r = int(math.sqrt(n))
+    while r * r > n:
+        r -= 1
+    while (r + 1) * (r + 1) <= n:
+        r += 1
+    return r
+
+
+@njit(cache=True)
+def most_square(n, axes):
+    """Axis lengths ``(x, y, z)`` (unused axes 1) of ``n`` chips on ``axes`` axes whose longest
+    axis is shortest; ties go to the one whose shortest axis is longest. How a group smaller
+    than its torus or mesh is laid out, and a domain whose preset gives no ``dims``: 16 on two
+    axes is 4 x 4, on three 2 x 2 x 4; a prime p is 1 x p."""
+    n = max(int(n + 0.5), 1)
+    if axes <= 1:
+        return n, 1, 1
+    if axes == 2:
+        a = _divisor_upto(n, _isqrt(n))
+        return a, n // a, 1
+    bx, by, bz = 1, 1, n
+    a = 1
+    while a * a * a <= n:
+        if n % a == 0:
+            r = n // a
+            b = _divisor_upto(r, _isqrt(r))
+            c = r // b
+            longest, shortest = max(a, b, c), min(a, b, c)
+            if longest < max(bx, by, bz) or (
+                longest == max(bx, by, bz) and shortest > min(bx, by, bz)
+            ):
+                bx, by, bz = a, b, c
+        a += 1
+    return bx, by, bz
+
+
+@njit(cache=True)
+def peer_links(topo, links, group, axes):
+    """Links between a chip and one directly linked peer when the preset does not say: a switch
+    gives one pair all of the chip's links; a fully connected group (or a dragonfly's local
+    group) of ``group`` chips splits them over its ``group - 1`` peers; a ring, torus or mesh
+    spreads them over its ``2 x axes`` neighbours (fractional when they do not divide)."""
+    if topo == L.TOPO_FULLY or topo == L.TOPO_DRAGONFLY:
+        return max(1.0, math.floor(links / max(group - 1.0, 1.0)))
+    if topo == L.TOPO_RING or topo == L.TOPO_TORUS or topo == L.TOPO_MESH:
+        return max(links, 1.0) / (2.0 * max(axes, 1.0))
+    return max(links, 1.0)
+
+
+@njit(cache=True)
+def _axes(d):
+    """Axes of the scale-up ring/torus/mesh: those of its domain shape; 2 (1 for a ring) for a
+    hand-built row that gives none."""
+    if d[L.UP_DIM_Z] > 0:
+        return 3
+    if d[L.UP_DIM_Y] > 0:
+        return 2
+    if d[L.UP_DIM_X] > 0 or d[L.UP_TOPO] == L.TOPO_RING:
+        return 1
+    return 2
+
+
+@njit(cache=True)
+def _neighbour_bw(d, group):
+    """Per-direction bandwidth between a chip and one directly linked peer on the scale-up
+    fabric: links per peer x bandwidth per link."""
+    links = d[L.UP_LINKS]
+    per_peer = d[L.UP_LINKS_PER_PEER]
+    if per_peer <= 0.0:
+        per_peer = peer_links(d[L.UP_TOPO], links, group, _axes(d))
+    return d[L.UP_BW] / max(links, 1.0) * per_peer
+
+
+@njit(cache=True)
+def _direct(kind, size, n, w_all, w_pair, lat, direct, inr, tree, d):
+    """Switch and fully connected groups: every chip reaches every other in one step, over
+    ``w_all`` bytes/s (the group's links of one chip) or, point to point, ``w_pair``;
+    ``direct``: one-step algorithms may run (the engine has them and the fabric allows them).
+
+    * all-reduce: ring ``2 (n-1) a + 2 (n-1)/n S / w`` (over a fully connected group, n - 1
+      rings on disjoint links, as the complete digraph decomposes into Hamiltonian cycles);
+      two-shot/one-shot ``2 a + 2 (n-1)/n S / w`` where the engine runs them; NCCL's double
+      binary tree ``2 ceil(log2 n) a + 2 S / w`` (``tree``); in-switch reduction ``2 (n-1) a +
+      S / (w eff_inr)`` (half the bytes, no lower latency than the ring: fitted on NVLS);
+    * all-gather / reduce-scatter: ``k a + (n-1)/n S / w``, k = 1 direct, n - 1 ring;
+    * all-to-all: ``a + (n-1)/n S / w``; point to point: ``a + S / w_pair``.
+    """
+    e = d[L.EFF_BUS]
+    frac = (n - 1.0) / n
+    if kind == ALLREDUCE:
+        moved = 2.0 * frac * size / (w_all * e)
+        t = 2.0 * (n - 1.0) * lat + moved
+        if direct:
+            t = min(t, 2.0 * lat + moved)
+        if tree:
+            t = min(t, 2.0 * math.ceil(math.log2(n)) * lat + 2.0 * size / (w_all * e))
+        if inr:
+            t = min(t, 2.0 * (n - 1.0) * lat + size / (w_all * d[L.EFF_INR]))
+        return t
+    if kind == ALLGATHER or kind == REDUCESCATTER:
+        steps = 1.0 if direct else n - 1.0
+        return steps * lat + frac * size / (w_all * e)
+    if kind == ALLTOALL:
+        return lat + frac * size / (w_all * e)
+    return lat + size / (w_pair * e)
+
+
+@njit(cache=True)
+def _group_axes(n, d):
+    """Axis lengths of ``n`` chips on the scale-up ring/torus/mesh: the domain's own shape when
+    the group is all of it, else the most-square factorization of ``n``."""
+    x, y, z = max(d[L.UP_DIM_X], 1.0), max(d[L.UP_DIM_Y], 1.0), max(d[L.UP_DIM_Z], 1.0)
+    if d[L.UP_DIM_X] > 0 and abs(x * y * z - n) < 0.5:
+        return int(x), int(y), int(z)
+    return most_square(n, _axes(d))
+
+
+@njit(cache=True)
+def _closed(length, whole, wrap, mesh):
+    """Whether an axis of ``length`` chips has wrap links: never on a mesh; on a ring or torus
+    when the group is the whole domain, or its length is a multiple of ``wrap`` (> 0)."""
+    if mesh or length < 2:
+        return False
+    return whole or (wrap >= 1.0 and length % int(wrap) == 0)
+
+
+@njit(cache=True)
+def _torus(kind, size, n, d):
+    """Ring, 2D/3D torus, 2D mesh (and a wafer's mesh of dies): dimension-ordered rings.
+
+    Per axis of length k with neighbour bandwidth ``b`` (links per peer x link): with wrap
+    links a bidirectional ring, ``2 b`` per direction and ``floor(k/2)`` steps; without, a
+    chain whose end chips have one neighbour, ``b`` and ``k - 1`` steps. The data is split so
+    every axis carries a part at once (as TPU collectives do), so ``w = sum of the axes' bw``
+    and the steps add: all-gather / reduce-scatter ``steps a + (n-1)/n S / w``, all-reduce
+    twice that. All-to-all is limited by the bisection of the worst axis, ``S k / (8 b)`` with
+    wrap links and ``S k / (4 b)`` without (each chip's S/n to every chip), or by injection,
+    ``(n-1)/n S / w``; its farthest message crosses the diameter: ``a + (diameter - 1) hop``.
+    Point to point (pipeline neighbours): ``a + S / b``.
+    """
+    b = _neighbour_bw(d, n)
+    whole = n >= d[L.UP_DOMAIN] - 0.5
+    mesh = d[L.UP_TOPO] == L.TOPO_MESH
+    w_all, steps, bisect = 0.0, 0.0, 0.0
+    for k in _group_axes(n, d):
+        if k < 2:
+            continue
+        closed = _closed(k, whole, d[L.UP_WRAP], mesh)
+        w_all += 2.0 * b if closed else b
+        steps += k // 2 if closed else k - 1
+        bisect = max(bisect, size * k / ((8.0 if closed else 4.0) * b))
+    e, lat = d[L.EFF_BUS], d[L.UP_LAT]
+    frac = (n - 1.0) / n
+    if kind == ALLREDUCE:
+        return 2.0 * steps * lat + 2.0 * frac * size / (w_all * e)
+    if kind == ALLGATHER or kind == REDUCESCATTER:
+        return steps * lat + frac * size / (w_all * e)
+    if kind == ALLTOALL:
+        return lat + (steps - 1.0) * d[L.UP_HOP_LAT] + max(bisect, frac * size / w_all) / e
+    return lat + size / (b * e)
+
+
+@njit(cache=True)
+def _phase(k, size, w, lat, direct, e):
+    """One level of a hierarchical all-gather over ``k`` members, ``size`` bytes at the end."""
+    if k < 2.0:
+        return 0.0
+    steps = 1.0 if direct else k - 1.0
+    return steps * lat + (k - 1.0) / k * size / (w * e)
+
+
+@njit(cache=True)
+def _dragonfly(kind, size, n, d):
+    """A group larger than the dragonfly's local group of ``g`` chips (Groq: the 8 of a node).
+
+    Hierarchical: over ``g - 1`` local peers (``w_l``) inside each group and among the ``m =
+    ceil(n/g)`` groups over the global links; each cross-group byte also crosses up to two
+    local links (minimal route local, global, local), so a chip's cross-group bandwidth is
+    ``w_g = min(global links x link, w_l / 2)`` and a cross-group step costs ``a + 2 hop``.
+    All-gather = cross-group all-gather of S/g, then the local one of S (reduce-scatter the
+    reverse); all-reduce both, twice. All-to-all: the local ``(g-1)/n S / w_l`` and the
+    cross-group ``(n-g)/n S / w_g`` one after the other (an upper bound). Point to point
+    (pipeline neighbours, placed in one group): ``a + S / per-peer``.
+    """
+    g = d[L.UP_DIM_X]
+    link = d[L.UP_BW] / max(d[L.UP_LINKS], 1.0)
+    per_peer = _neighbour_bw(d, g)
+    w_l = (g - 1.0) * per_peer
+    w_g = min(d[L.UP_DIM_Y] * link, w_l / 2.0)
+    lat, e = d[L.UP_LAT], d[L.EFF_BUS]
+    far = lat + 2.0 * d[L.UP_HOP_LAT]
+    if kind == P2P:
+        return lat + size / (per_peer * e)
+    if kind == ALLTOALL:
+        return far + ((g - 1.0) / n * size / w_l + (n - g) / n * size / w_g) / e
+    direct = d[L.DIRECT_ALGOS] > 0.5
+    t = _phase(math.ceil(n / g), size / g, w_g, far, direct, e)
+    t += _phase(g, size, w_l, lat, direct, e)
+    return 2.0 * t if kind == ALLREDUCE else t
+
+
+@njit(cache=True)
+def _scale_out(kind, size, n, d):
+    """A group larger than the scale-up domain runs on the scale-out fabric. ``OUT_LINKS``
+    counts peer ports: a switch gives a pair all of ``OUT_BW``, a fully connected fabric or
+    dragonfly ``OUT_BW / ports`` per peer; a ring, torus or mesh there is costed as one ring.
+    NCCL's tree is offered on a switch (what it picks across nodes for small messages)."""
+    bw, ports, topo = d[L.OUT_BW], max(d[L.OUT_LINKS], 1.0), d[L.OUT_TOPO]
+    lat, direct = d[L.OUT_LAT], d[L.DIRECT_ALGOS] > 0.5
+    if topo == L.TOPO_FULLY or topo == L.TOPO_DRAGONFLY:
+        pair = bw / ports
+        return _direct(kind, size, n, min(n - 1.0, ports) * pair, pair, lat, direct, False,
+                       False, d)  # fmt: skip
+    if topo == L.TOPO_SWITCH:
+        return _direct(kind, size, n, bw, bw, lat, direct, False, True, d)
+    return _direct(kind, size, n, bw, bw / ports, lat, False, False, False, d)
+
+
+@njit(cache=True)
 def collective_time(kind, size, group, d):
-    """Seconds for one collective of ``size`` bytes per chip over ``group`` chips."""
+    """Seconds for one collective of ``size`` bytes per chip over ``group`` chips on design
+    ``d`` (all-gather: ``size`` is the gathered result; all-to-all: what one chip sends to all).
+
+    The scale-up fabric carries groups up to its domain, the scale-out fabric larger ones. Per
+    topology (see the helpers for each formula): a switch and a fully connected group
+    (:func:`_direct`), a dragonfly's local group likewise and larger groups hierarchically
+    (:func:`_dragonfly`), ring/torus/mesh as dimension-ordered rings (:func:`_torus`). Where
+    several algorithms apply, the fastest is taken. ``a`` is the step latency (UP_LAT),
+    bandwidths are per direction times the fitted bus efficiency.
+    """
     if group <= 1 or size <= 0.0:
         return 0.0
     n = float(group)
-    if n <= d[L.UP_DOMAIN]:
-        bw, lat, topo, links = d[L.UP_BW], d[L.UP_LAT], d[L.UP_TOPO], d[L.UP_LINKS]
-        inr = d[L.UP_INR] > 0.5
-    else:
-        bw, lat, topo, links = d[L.OUT_BW], d[L.OUT_LAT], d[L.OUT_TOPO], d[L.OUT_LINKS]
-        inr = False
-    direct_ok = topo == L.TOPO_SWITCH or topo == L.TOPO_FULLY or topo == L.TOPO_DRAGONFLY
-    if (topo == L.TOPO_FULLY or topo == L.TOPO_DRAGONFLY) and links > 0:
-        bw = bw * min(n - 1.0, links) / links  # only links to group peers carry traffic
-    beta = 1.0 / (bw * d[L.EFF_BUS])
-    frac = (n - 1.0) / n
-    if kind == ALLREDUCE:
-        t = 2.0 * (n - 1.0) * lat + 2.0 * frac * size * beta  # ring
-        if direct_ok and d[L.DIRECT_ALGOS] > 0.5:
-            t = min(t, 2.0 * lat + 2.0 * frac * size * beta)  # two-shot / one-shot
-        if inr:  # in-switch reduction: half the traffic, but no lower latency than the ring
-            t = min(t, 2.0 * (n - 1.0) * lat + size / (bw * d[L.EFF_INR]))
-        return t
-    if kind == ALLGATHER or kind == REDUCESCATTER:
-        steps = 1.0 if (direct_ok and d[L.DIRECT_ALGOS] > 0.5) else n - 1.0
-        return steps * lat + frac * size * beta
-    if kind == ALLTOALL:
-        return lat + frac * size * beta
-    # P2P: one link, except through a switch where a pair gets the full port bandwidth
-    link_bw = bw if topo == L.TOPO_SWITCH or links <= 0 else bw / links
-    return lat + size / (link_bw * d[L.EFF_BUS])
+    if n > d[L.UP_DOMAIN]:
+        return _scale_out(kind, size, n, d)
+    topo = d[L.UP_TOPO]
+    if topo == L.TOPO_RING or topo == L.TOPO_TORUS or topo == L.TOPO_MESH:
+        return _torus(kind, size, n, d)
+    if topo == L.TOPO_DRAGONFLY and 0.0 < d[L.UP_DIM_X] < n:
+        return _dragonfly(kind, size, n, d)
+    lat, direct = d[L.UP_LAT], d[L.DIRECT_ALGOS] > 0.5
+    if topo == L.TOPO_FULLY or topo == L.TOPO_DRAGONFLY:
+        pair = _neighbour_bw(d, d[L.UP_DIM_X] if d[L.UP_DIM_X] > 0 else d[L.UP_DOMAIN])
+        return _direct(kind, size, n, min((n - 1.0) * pair, d[L.UP_BW]), pair, lat, direct,
+                       False, False, d)  # fmt: skip
+    pair = min(_neighbour_bw(d, n), d[L.UP_BW])
+    return _direct(kind, size, n, d[L.UP_BW], pair, lat, direct, d[L.UP_INR] > 0.5, False, d)
 
 
 @njit(cache=True)

@@ -46,14 +46,18 @@ IDLE_W = 43
 TDP_W = 44
 # 1 where precision code i resolves to a sub-16-bit format on this design (8-bit GEMM efficiency)
 LOW0 = 45  # .. LOW0 + 8
-# fabric semantics (interconnect model): links to one peer, torus/mesh dimensions (0: derived
-# from the group size), per-hop latency of the scale-up fabric, links per peer of scale-out
+# scale-up wiring (arch.chip.Interconnect, defaults resolved by kernels.pack): links between one
+# chip and one directly linked peer (may be fractional: a torus's links spread over its
+# neighbours); ring/torus/mesh: chips per axis of the whole domain (unused axes 0); dragonfly:
+# DIM_X chips per local group, DIM_Y global links per chip; seconds per further hop; ring/torus:
+# axes whose length is a multiple of UP_WRAP have wrap links (0: only the whole domain's).
+# The scale-out fabric needs no such columns: OUT_LINKS counts peer ports (links / per peer).
 UP_LINKS_PER_PEER = 54
 UP_DIM_X = 55
 UP_DIM_Y = 56
 UP_DIM_Z = 57
 UP_HOP_LAT = 58
-OUT_LINKS_PER_PEER = 59
+UP_WRAP = 59
 # weights that do not fit the level they are read from spill to this one (partial placement)
 BW_SPILL = 60
 E_SPILL = 61

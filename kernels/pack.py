@@ -11,6 +11,7 @@ carry the *requested* precision and one packed graph serves every design.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -19,13 +20,16 @@ from arch.chip import (
     FALLBACK,
     PRECISION_BITS,
     PRECISIONS,
+    TOPOLOGY_AXES,
     Chip,
     ChipArrays,
     System,
     resolved_precisions,
+    shape_row,
 )
 from arch.efficiency import FamilyEfficiency
 from kernels import layout as L
+from kernels.cost import most_square, peer_links
 from workloads.capacity import WEIGHT_PLACES, MemoryPlan
 from workloads.ops import OpGraph
 
@@ -133,6 +137,7 @@ def pack_rows(base: np.ndarray, chips: ChipArrays, weights_in: np.ndarray) -> np
     d[:, L.UP_BW], d[:, L.UP_LINKS] = chips.scale_up_bandwidth, chips.scale_up_links
     d[:, L.UP_DOMAIN] = chips.scale_up_domain
     d[:, L.UP_TOPO] = [L.TOPOLOGY_CODES[t] for t in chips.scale_up_topology]
+    d[:, _WIRING] = _wiring_columns(chips)
     d[:, L.E_FLOP16] = chips.matrix_j_per_flop
     d[:, L.E_VFLOP] = chips.vector_j_per_flop
     d[:, L.PEAK16] = d[:, L.PEAK0 + PRECISIONS.index("bf16")]
@@ -154,15 +159,51 @@ def pack_design(
 
 
 def _pack_fabrics(d: np.ndarray, system: System, eff: FamilyEfficiency) -> None:
-    """Fabric columns the chip columns do not carry (scale-up latency and in-network reduction,
-    the scale-out fabric)."""
+    """Fabric columns the chip columns do not carry: scale-up step and hop latency, in-network
+    reduction; the scale-out fabric, whose links are packed as peer ports (``links /
+    links_per_peer``) so the kernel needs no wiring columns for it."""
     up, out = system.chip.scale_up, system.chip.scale_out or system.chip.scale_up
     step = eff.collective_step_latency_s
     d[L.UP_LAT] = step.value if step.source in ("fitted", "user") else up.latency_s
+    d[L.UP_HOP_LAT] = up.hop_latency_s or 0.0
     d[L.UP_INR] = up.in_network_reduction
-    d[L.OUT_BW], d[L.OUT_TOPO], d[L.OUT_LINKS] = (
-        out.bandwidth_bytes_per_s,
-        L.TOPOLOGY_CODES[out.topology],
-        out.links,
-    )
+    per_peer, *_ = _wiring(out.topology, float(out.links), float(out.domain_chips),
+                           tuple(shape_row(out)))  # fmt: skip
+    d[L.OUT_BW], d[L.OUT_TOPO] = out.bandwidth_bytes_per_s, L.TOPOLOGY_CODES[out.topology]
+    d[L.OUT_LINKS] = max(out.links / per_peer, 1.0)
     d[L.OUT_LAT] = out.latency_s
+
+
+# design-row columns of the scale-up wiring, in the order _wiring returns them
+_WIRING = [L.UP_LINKS_PER_PEER, L.UP_DIM_X, L.UP_DIM_Y, L.UP_DIM_Z, L.UP_WRAP]
+
+
+def _wiring_columns(chips: ChipArrays) -> np.ndarray:
+    """:data:`_WIRING` columns of every design: the chip's explicit wiring, the rest derived
+    (designs share few distinct fabrics, so each is resolved once)."""
+    n = len(chips)
+    rows = zip(chips.scale_up_topology, chips.scale_up_links, chips.scale_up_domain,
+               chips.scale_up_shape, strict=True)  # fmt: skip
+    return np.array([_wiring(str(t), float(k), float(m), tuple(map(float, s)))
+                     for t, k, m, s in rows]).reshape(n, len(_WIRING))  # fmt: skip
+
+
+@lru_cache(maxsize=4096)
+def _wiring(
+    topology: str, links: float, domain: float, shape: tuple[float, ...]
+) -> tuple[float, float, float, float, float]:
+    """(links per peer, dim x, dim y, dim z, wrap multiple) of one fabric, where ``shape`` is
+    :func:`arch.chip.shape_row` (0 = derive). Ring/torus/mesh without dims: the most-square
+    factorization of the domain. Dragonfly: dim x = chips per local group (default the whole
+    domain), dim y = global links (default the links the group leaves free)."""
+    per_peer, dx, dy, dz, wrap, global_links = shape
+    code = L.TOPOLOGY_CODES[topology]
+    axes = TOPOLOGY_AXES.get(topology, 0)
+    if axes and not dx:
+        dx, dy, dz = (float(v) if i < axes else 0.0
+                      for i, v in enumerate(most_square(domain, axes)))  # fmt: skip
+    if topology == "dragonfly":
+        group = dx or domain
+        per_peer = per_peer or peer_links(code, links, group, 1)
+        dx, dy = group, global_links or max(links - (group - 1) * per_peer, 0.0)
+    return per_peer or peer_links(code, links, domain, axes), dx, dy, dz, wrap

@@ -76,8 +76,10 @@ def test_ring_allreduce_hand_calc(tiny_system):
 
 
 def test_fully_connected_uses_only_group_links(tiny_system):
-    """MI300X-style board: 7 links, 448 GB/s aggregate. Two chips share one 64 GB/s link."""
-    d = _ideal_design(tiny_system, UP_TOPO=L.TOPO_FULLY, UP_LINKS=7, UP_BW=448e9, UP_LAT=0.0)
+    """MI300X-style board: 7 links, 448 GB/s aggregate, one link per peer. Two chips share one
+    64 GB/s link (more topologies: tests/kernels/test_collectives.py)."""
+    d = _ideal_design(tiny_system, UP_TOPO=L.TOPO_FULLY, UP_LINKS=7, UP_BW=448e9, UP_LAT=0.0,
+                      UP_LINKS_PER_PEER=1)  # fmt: skip
     t2 = collective_time(OpKind.ALLREDUCE, 64e9, 2, d)  # 2 x 1/2 x 64 GB / 64 GB/s = 1 s
     assert t2 == pytest.approx(1.0)
 
