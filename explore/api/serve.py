@@ -4,6 +4,10 @@ Wires the core (system, model, quantization, parallelism, calibrated efficiency)
 simulation: the KV cache of each replica is sized by the capacity plan (main memory less weights,
 reserve and activations), the step model is the memoized analytic step, idle and active power
 come from the chip preset and the efficiency factors.
+
+Parallel degrees left ``None`` (or ``"auto"``) are chosen by :func:`resolve_mapping` through the
+shared chooser, :func:`sim.mapping.choose_mapping`: the mapping with the most output tokens/s at
+``--batch max`` (meeting the TPOT SLO when one is given), at the mean request lengths.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from arch.base import ConfigError
 from sim.evaluate import Workload, resolve_workload
+from sim.mapping import DEGREES, choose_mapping, settled
 from sim.metrics import summarize
 from sim.serving import ServingConfig, simulate_serving
 from sim.stepmodel import AnalyticStepModel, LoRA, SpecDecode
@@ -21,7 +26,7 @@ from sim.traffic import Arrivals, ClosedLoop, LengthDist, Poisson, TraceReplay
 from workloads.capacity import kv_bytes_per_chip
 from workloads.presets import load_model
 
-__all__ = ["ServeRequest", "build", "rate_search", "serve"]
+__all__ = ["ServeRequest", "build", "rate_search", "resolve_mapping", "serve"]
 
 SWAP_BW = 64e9  # host link per chip for swap preemption: PCIe 5.0 x16 (assumption)
 
@@ -35,10 +40,10 @@ class ServeRequest:
     output_len: LengthDist
     arrivals: Arrivals
     requests: int = 1000
-    tp: int = 1
-    pp: int = 1
-    ep: int = 1
-    dp: int = 1
+    tp: int | str | None = None  # None or "auto": chosen (resolve_mapping)
+    pp: int | str | None = None
+    ep: int | str | None = None
+    dp: int | str | None = None
     scheduler: str = "continuous"
     max_batch: int = 256
     max_tokens: int = 8192
@@ -52,9 +57,31 @@ class ServeRequest:
     block_size: int = 16
 
 
+def _lengths(req: ServeRequest) -> tuple[int, int]:
+    return max(1, round(req.input_len.mean)), max(1, round(req.output_len.mean))
+
+
+def resolve_mapping(
+    req: ServeRequest, *, slo_tpot_s: float | None = None
+) -> tuple[ServeRequest, dict | None]:
+    """``req`` with every parallel degree set, and how the omitted ones were chosen (None when
+    all were given): most output tokens/s at ``--batch max`` under ``slo_tpot_s``."""
+    given = {k: None if getattr(req, k) == "auto" else getattr(req, k) for k in DEGREES}
+    given = settled(load_model(req.model), given)
+    if all(isinstance(v, int) for v in given.values()):
+        return replace(req, **given), None
+    inp, out = _lengths(req)
+    choice = choose_mapping(
+        system=req.system, model=req.model, quant=req.quant, **given,
+        batch="max", tpot_slo_s=slo_tpot_s, objective="tokens_per_s",
+        input_len=inp, output_len=out,
+    )  # fmt: skip
+    par = choice.result.workload.par
+    return replace(req, **par.model_dump()), choice.to_dict()
+
+
 def _workload(req: ServeRequest) -> Workload:
-    inp = max(1, round(req.input_len.mean))
-    out = max(1, round(req.output_len.mean))
+    inp, out = _lengths(req)
     return resolve_workload(
         system=req.system,
         model=req.model,
@@ -82,7 +109,7 @@ def _kv_blocks(w: Workload, block: int) -> tuple[int, float]:
 
 
 def build(req: ServeRequest, progress=None) -> tuple[ServingConfig, AnalyticStepModel]:
-    w = _workload(req)
+    w = _workload(resolve_mapping(req)[0])
     blocks, per_token = _kv_blocks(w, req.block_size)
     chip = w.system.chip
     out_link = chip.scale_out or chip.scale_up
@@ -125,7 +152,9 @@ def build(req: ServeRequest, progress=None) -> tuple[ServingConfig, AnalyticStep
 
 
 def serve(req: ServeRequest, *, slo_ttft_s=None, slo_tpot_s=None, progress=None):
-    """Simulate; returns (summary dict with the contract keys, trace)."""
+    """Simulate; returns (summary dict with the contract keys, trace). Omitted parallel degrees
+    are chosen first (:func:`resolve_mapping`; the summary then has ``mapping``)."""
+    req, mapping = resolve_mapping(req, slo_tpot_s=slo_tpot_s)
     cfg, sm = build(req, progress)
     t0 = time.perf_counter()
     try:
@@ -135,6 +164,8 @@ def serve(req: ServeRequest, *, slo_ttft_s=None, slo_tpot_s=None, progress=None)
     wall = time.perf_counter() - t0
     out = summarize(trace, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, wall_s=wall)
     out["config"] = _config(req, cfg)
+    if mapping is not None:
+        out["mapping"] = mapping
     return out, trace
 
 
@@ -169,6 +200,14 @@ def rate_search(
 
     Brackets by doubling from a capacity estimate, then bisects to ``rel_tol``. Returns
     (rate, summary at that rate); rate 0 when even a trickle misses the SLO."""
+    req, mapping = resolve_mapping(req, slo_tpot_s=slo_tpot_s)
+    rate, best = _rate_search(req, slo_ttft_s, slo_tpot_s, rel_tol)
+    return rate, best if mapping is None else {**best, "mapping": mapping}
+
+
+def _rate_search(
+    req: ServeRequest, slo_ttft_s: float, slo_tpot_s: float, rel_tol: float
+) -> tuple[float, dict]:
     probe, _ = serve(replace(req, arrivals=ClosedLoop(req.max_batch * req.dp), requests=
                              max(200, req.max_batch * req.dp * 2)))  # fmt: skip
     hi = probe["requests_per_s"] * 1.2

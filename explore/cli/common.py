@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
+
 from arch.base import ConfigError
 
-__all__ = ["add_target", "pick"]
+__all__ = ["add_target", "degree", "degrees", "pick"]
+
+
+def degree(text: str) -> int | str:
+    """A parallel degree flag: a positive integer, or ``auto`` (chosen by the mapping search)."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive integer or 'auto'")
+    return value
 
 
 def add_target(p) -> None:
@@ -13,7 +28,16 @@ def add_target(p) -> None:
     p.add_argument("--model", help="model preset or TOML path")
     p.add_argument("--quant", help="bf16, fp16, fp8, int8, fp4, int4-awq")
     for flag in ("tp", "pp", "ep", "dp"):
-        p.add_argument(f"--{flag}", type=int, help=f"{flag.upper()} degree (default 1)")
+        p.add_argument(
+            f"--{flag}",
+            type=degree,
+            help=f"{flag.upper()} degree, or auto (default: omitted ones are chosen)",
+        )
+
+
+def degrees(args, par) -> dict[str, int | str]:
+    """tp/pp/ep/dp: the flag, else the scenario file's ``[parallelism]``, else ``"auto"``."""
+    return {k: pick(getattr(args, k), getattr(par, k), "auto") for k in ("tp", "pp", "ep", "dp")}
 
 
 def pick(flag, file_value, default=None, name=""):

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from arch.base import ConfigError, strict_json
-from explore.cli.common import add_target, pick
+from explore.cli.common import add_target, degrees, pick
+from sim.mapping import OBJECTIVES
 
 __all__ = ["add_parser", "run"]
 
@@ -16,6 +17,12 @@ def add_parser(sub) -> None:
     add_target(p)
     p.add_argument("--batch", help="sequences per replica, or 'max'")
     p.add_argument("--tpot-slo-ms", type=float, help="with --batch max: largest batch meeting it")
+    p.add_argument(
+        "--objective",
+        choices=list(OBJECTIVES),
+        help="what the automatic mapping maximizes (per-user speed at a given batch, "
+        "tokens_per_s at --batch max)",
+    )
     p.add_argument("--input-len", type=int)
     p.add_argument("--output-len", type=int)
     p.add_argument("--routing-skew", type=float, help="Zipf exponent of MoE routing (0 uniform)")
@@ -35,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
 
         sims = write_step_trace(result, args.trace, overlap=not args.no_overlap)
     if args.json:
-        out = result.to_dict()
+        from explore.api.predict import result_dict
+
+        out = result_dict(result)
         if sims:
             out["step_simulation"] = {
                 k: {"total_s": v.total_s, "busy_s": v.busy_s, "exposed_s": v.exposed_s}
@@ -69,14 +78,12 @@ def _predict(args: argparse.Namespace):
         system,
         model,
         pick(args.quant, sc.quant, default="bf16"),
-        tp=pick(args.tp, par.tp, 1),
-        pp=pick(args.pp, par.pp, 1),
-        ep=pick(args.ep, par.ep, 1),
-        dp=pick(args.dp, par.dp, 1),
+        **degrees(args, par),
         batch=batch,
         tpot_slo_s=slo / 1e3 if slo else None,
         input_len=pick(args.input_len, sc.input_len, name="input-len"),
         output_len=pick(args.output_len, sc.output_len, name="output-len"),
         routing_skew=args.routing_skew if args.routing_skew is not None else sc.routing_skew,
         efficiency_overrides=sc.efficiency or None,
+        objective=args.objective,
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from arch.base import ConfigError, strict_json
-from explore.cli.common import add_target, pick
+from explore.cli.common import add_target, degrees, pick
 
 if TYPE_CHECKING:
     from explore.api.serve import ServeRequest
@@ -45,8 +45,13 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from explore.api.serve import resolve_mapping
+
+    slo_tpot_s = args.slo_tpot_ms / 1e3 if args.slo_tpot_ms else None
+    req, mapping = resolve_mapping(_serve_request(args), slo_tpot_s=slo_tpot_s)
     return run_serve(
-        _serve_request(args),
+        req,
+        mapping=mapping,
         as_json=args.json,
         plot_dir=args.plot,
         slo_ttft_ms=args.slo_ttft_ms,
@@ -103,10 +108,7 @@ def _serve_request(args: argparse.Namespace):
         output_len=lengths[1],
         arrivals=arrivals,
         requests=pick(args.requests, sv.requests, 1000),
-        tp=pick(args.tp, par.tp, 1),
-        pp=pick(args.pp, par.pp, 1),
-        ep=pick(args.ep, par.ep, 1),
-        dp=pick(args.dp, par.dp, 1),
+        **degrees(args, par),
         scheduler=pick(args.scheduler, sv.scheduler, "continuous"),
         max_batch=pick(args.max_batch, sv.max_batch, 256),
         max_tokens=pick(args.max_tokens, sv.max_tokens, 8192),
@@ -121,7 +123,7 @@ def _serve_request(args: argparse.Namespace):
 
 
 def run_serve(req: ServeRequest, *, as_json: bool, plot_dir, slo_ttft_ms, slo_tpot_ms,
-              search: bool) -> int:  # fmt: skip
+              search: bool, mapping: dict | None = None) -> int:  # fmt: skip
     slo_t = slo_ttft_ms / 1e3 if slo_ttft_ms else None
     slo_p = slo_tpot_ms / 1e3 if slo_tpot_ms else None
     if search:
@@ -138,6 +140,8 @@ def run_serve(req: ServeRequest, *, as_json: bool, plot_dir, slo_ttft_ms, slo_tp
 
         with _Progress(req.requests, enabled=not as_json) as tick:
             summary, trace = serve(req, slo_ttft_s=slo_t, slo_tpot_s=slo_p, progress=tick)
+    if mapping is not None:
+        summary["mapping"] = mapping
     if plot_dir and trace is not None:
         from explore.report.plots import serving_plots
 

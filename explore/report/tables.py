@@ -7,7 +7,7 @@ from rich.table import Table
 
 from arch.base import strict_json
 from arch.presets import chip_names, load_chip
-from explore.api.predict import Result
+from explore.api.predict import OBJECTIVES, Result
 from workloads.presets import load_model, model_names
 
 __all__ = ["print_predict", "print_presets", "print_show"]
@@ -39,6 +39,8 @@ def print_predict(r: Result, console: Console | None = None) -> None:
         f"DP{par['dp']}  batch {r.batch}/replica  in {cfg['input_len']} out "
         f"{cfg['output_len']}"
     )
+    if cfg.get("mapping"):
+        _print_mapping(con, par, cfg["mapping"])
     if not r.fits:
         con.print(
             f"[bold red]DOES NOT FIT[/]: {r.memory.reason}"
@@ -51,6 +53,34 @@ def print_predict(r: Result, console: Console | None = None) -> None:
     _print_efficiency(con, r)
     for note in r.notes:
         con.print(f"[yellow]note:[/] {note}")
+
+
+def _value(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def _par(p: dict) -> str:
+    return f"TP{p['tp']} PP{p['pp']} EP{p['ep']} DP{p['dp']}"
+
+
+def _print_mapping(con: Console, par: dict, m: dict) -> None:
+    """How the automatic mapping chose ``par``: rule, candidates, runners-up, SRAM minimum."""
+    label = OBJECTIVES[m["objective"]][2]
+    con.print(
+        f"mapping: [bold]{_par(par)}[/], chosen over {'/'.join(m['searched'])} for "
+        f"{m['chosen_by']} ({m['candidates_valid']} valid, {m['candidates_fit']} fit, "
+        f"{m['candidates_evaluated']} costed)"
+    )
+    if m["runners_up"]:
+        ups = "; ".join(f"{_par(u['parallelism'])} ({_value(u['value'])} {label})"
+                        for u in m["runners_up"])  # fmt: skip
+        con.print(f"  runners-up: {ups}")
+    sram = m.get("sram_min_chips")
+    if sram:
+        con.print(
+            f"  smallest system whose SRAM holds the model: {sram['chips']} chips as "
+            f"{_par(sram['parallelism'])} ({sram['method']})"
+        )
 
 
 def _print_perf(con: Console, r: Result) -> None:
@@ -268,6 +298,8 @@ def print_serving(s: dict, console: Console | None = None) -> None:
         f"{cfg.get('scheduler', '')}, {cfg.get('requests', '')} requests, "
         f"KV {cfg.get('kv_tokens_per_replica', 0):,} tokens/replica"
     )
+    if s.get("mapping"):
+        _print_mapping(con, cfg["parallelism"], s["mapping"])
     t = Table(title="latency")
     for col in ("metric", "mean", "p50", "p90", "p99"):
         t.add_column(col, justify="right" if col != "metric" else "left")

@@ -104,7 +104,7 @@ def test_moe_and_mla_and_sram_systems_run():
 
 def test_bad_inputs_are_config_errors():
     with pytest.raises(ConfigError, match="must equal the system's 8 chips"):
-        predict("h100-sxm:8", "llama-3-8b", "bf16", tp=2, batch=1, **ARGS)
+        predict("h100-sxm:8", "llama-3-8b", "bf16", tp=2, pp=1, dp=1, batch=1, **ARGS)
     with pytest.raises(ConfigError, match="exceeds"):
         predict("h100-sxm:1", "llama-2-7b", "bf16", batch=1, input_len=4096, output_len=64)
     with pytest.raises(ConfigError, match="positive integer"):
