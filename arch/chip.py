@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -287,15 +286,17 @@ class Chip(Frozen):
             raise ValueError("idle_w must be below tdp_w")
         return self
 
-    @cached_property
+    # plain properties, not cached: model_copy(update=...) copies an instance's cache and a copy
+    # with other memory levels would keep reading the old ones
+    @property
     def main_memory(self) -> MemoryLevel:
         return next(m for m in self.memory if m.role == "main")
 
-    @cached_property
+    @property
     def capacity_tier(self) -> MemoryLevel | None:
         return next((m for m in self.memory if m.role == "capacity"), None)
 
-    @cached_property
+    @property
     def scratch(self) -> MemoryLevel | None:
         """Addressable on-chip SRAM that holds the weights when they fit (not a cache)."""
         return next((m for m in self.memory if m.role == "scratch"), None)

@@ -22,6 +22,12 @@ Each factor is the achievable fraction of a peak (or a fixed cost) for one kerne
 * ``active_power_fraction``: power floor of an executing chip as a share of TDP (clocks ungated,
   schedulers, caches and leakage at temperature), on top of which per-FLOP and per-byte energy is
   added.
+* ``layer_latency_s``: fixed latency of one layer on a statically scheduled or dataflow chip (the
+  depth of the spatial pipeline a token crosses: on-chip network hops, functional-unit pipelines,
+  the layer's chip-to-chip synchronisations); it lengthens one micro-batch's trip, not the
+  throughput of a full pipeline. 0 where ``kernel_overhead_s`` models the per-op cost (GPUs).
+* ``stage_hop_latency_s``: fixed latency of handing a micro-batch from one pipeline stage to the
+  next (chip to chip, wafer to wafer), beyond the bytes' transfer time.
 
 Resolution order, later wins: the ``default`` prior, the derived cross-family default of
 ``fitted.toml`` (median of fitted families), the family's own prior, the family's own fit. A family
@@ -61,6 +67,8 @@ FACTORS = (
     "roofline_exponent",
     "memory_reserve_fraction",
     "active_power_fraction",
+    "layer_latency_s",
+    "stage_hop_latency_s",
 )
 
 
@@ -85,6 +93,8 @@ class FamilyEfficiency(Frozen):
     roofline_exponent: Factor
     memory_reserve_fraction: Factor
     active_power_fraction: Factor
+    layer_latency_s: Factor
+    stage_hop_latency_s: Factor
 
     @property
     def calibrated(self) -> bool:

@@ -100,6 +100,8 @@ def base_row(
     _pack_fabrics(d, system, eff)
     d[L.DIRECT_ALGOS] = direct_collectives
     d[L.E_LINK] = system.chip.scale_up.energy_j_per_byte
+    d[L.LAT_LAYER] = eff.value("layer_latency_s")
+    d[L.LAT_STAGE_HOP] = eff.value("stage_hop_latency_s")
     return d
 
 

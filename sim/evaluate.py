@@ -53,6 +53,7 @@ from sim.step import (
     fill_drain_seconds,
     pipeline_seconds,
     step_energy,
+    trip_latency_s,
 )
 from workloads.capacity import (
     MemoryPlan,
@@ -158,8 +159,8 @@ class Workload:
                                    weights=weights, kv=kv, reserve_fraction=rf,
                                    max_tokens=self.prefill_chunk_tokens)  # fmt: skip
         plan = plan_memory(self.model, self.par, self.quant, self.system.chip, batch=batch,
-                           context_len=context, activation_bytes=act,
-                           reserve_fraction=rf)  # fmt: skip
+                           context_len=context, activation_bytes=act, reserve_fraction=rf,
+                           weights=weights, kv=kv)  # fmt: skip
         return replace(plan, prefill_chunk_tokens=chunk)
 
     def step(
@@ -266,7 +267,7 @@ def step_costs(
     p = pack_ops(g)
     out = stage_totals(*p.args, p.count, p.stage, p.n_stages, designs)
     rule = fill_drain_seconds if sh.fill else pipeline_seconds
-    seconds = rule(out[:, :, L.T_TOTAL], sh.passes)
+    seconds = rule(out[:, :, L.T_TOTAL], sh.passes, trip_latency_s(designs, g))
     return seconds, step_energy(out[:, :, L.ENERGY].sum(axis=1), g, sh.passes)
 
 

@@ -36,9 +36,10 @@ __all__ = [
     "fill_drain_seconds",
     "pipeline_seconds",
     "step_energy",
+    "trip_latency_s",
 ]
 
-BOUNDS = ("compute", "memory", "interconnect", "overhead")
+BOUNDS = ("compute", "memory", "interconnect", "overhead", "latency")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class StepTiming:
     graph: OpGraph
     shares: dict[str, float]
     energy_j: float
+    latency_s: float = 0.0  # fixed trip latency included in total_s (layer and stage hops)
     # filled by the SimPy step simulation (sim.step_sim.time_step); empty for the analytic sum
     busy_s: dict[str, float] = field(default_factory=dict)
     exposed_s: dict[str, float] = field(default_factory=dict)
@@ -88,7 +90,7 @@ def _op_bound(c: np.ndarray) -> str:
     return max(parts, key=parts.get)  # type: ignore[arg-type]
 
 
-def _shares(per_op: np.ndarray, count: np.ndarray) -> dict[str, float]:
+def _shares(per_op: np.ndarray, count: np.ndarray, latency_s: float = 0.0) -> dict[str, float]:
     busy = per_op[:, L.T_TOTAL] - per_op[:, L.T_COMM] - per_op[:, L.T_OVERHEAD]
     compute_side = per_op[:, L.T_COMPUTE] >= per_op[:, L.T_MEMORY]
     parts = {
@@ -96,19 +98,30 @@ def _shares(per_op: np.ndarray, count: np.ndarray) -> dict[str, float]:
         "memory": float(np.sum(np.where(compute_side, 0.0, busy) * count)),
         "interconnect": float(np.sum(per_op[:, L.T_COMM] * count)),
         "overhead": float(np.sum(per_op[:, L.T_OVERHEAD] * count)),
+        "latency": latency_s,
     }
     total = sum(parts.values()) or 1.0
     return {k: v / total for k, v in parts.items()}
 
 
-def pipeline_seconds(stage_s: np.ndarray, microbatches: int) -> np.ndarray:
-    """Step seconds from per-stage seconds ``[..., n_stages]`` (see the module docstring)."""
-    return np.maximum(stage_s.sum(axis=-1), microbatches * stage_s.max(axis=-1))
+def trip_latency_s(designs: np.ndarray, graph: OpGraph) -> np.ndarray:
+    """Fixed latency of one micro-batch's trip through every stage, per design row: the
+    layers' ``layer_latency_s`` and the stage-to-stage ``stage_hop_latency_s`` (0 on GPUs)."""
+    d = np.atleast_2d(designs)
+    layers = graph.meta.get("num_layers", 0)
+    stages = graph.meta.get("parallelism", {}).get("pp", 1)
+    return layers * d[:, L.LAT_LAYER] + (stages - 1) * d[:, L.LAT_STAGE_HOP]
 
 
-def fill_drain_seconds(stage_s: np.ndarray, passes: int) -> np.ndarray:
+def pipeline_seconds(stage_s: np.ndarray, microbatches: int, latency_s=0.0) -> np.ndarray:
+    """Step seconds from per-stage seconds ``[..., n_stages]`` and the trip latency (module
+    docstring): latency lengthens one micro-batch's trip, not a full pipeline's period."""
+    return np.maximum(stage_s.sum(axis=-1) + latency_s, microbatches * stage_s.max(axis=-1))
+
+
+def fill_drain_seconds(stage_s: np.ndarray, passes: int, latency_s=0.0) -> np.ndarray:
     """Seconds of ``passes`` chunks through the stages ``[..., n_stages]`` (module docstring)."""
-    return stage_s.sum(axis=-1) + (passes - 1) * stage_s.max(axis=-1)
+    return stage_s.sum(axis=-1) + latency_s + (passes - 1) * stage_s.max(axis=-1)
 
 
 def step_energy(device_energy_j, graph: OpGraph, microbatches: int):
@@ -135,11 +148,14 @@ def analytic_step(
     weighted = per_op[:, L.T_TOTAL] * packed.count
     stage_s = np.bincount(packed.stage, weights=weighted, minlength=packed.n_stages)
     device_j = float(np.sum(per_op[:, L.ENERGY] * packed.count))
+    latency = float(trip_latency_s(design, graph)[0])
+    rule = fill_drain_seconds if fill else pipeline_seconds
     return StepTiming(
-        total_s=float((fill_drain_seconds if fill else pipeline_seconds)(stage_s, microbatches)),
+        total_s=float(rule(stage_s, microbatches, latency)),
         stage_s=stage_s,
         per_op=per_op,
         graph=graph,
-        shares=_shares(per_op, packed.count),
+        shares=_shares(per_op, packed.count, latency),
+        latency_s=latency,
         energy_j=float(step_energy(device_j, graph, microbatches)),
     )

@@ -175,7 +175,7 @@ def time_step(
     per_op = np.repeat(analytic.per_op, graph.count, axis=0)
     pieces = _pieces(per_op, flat, system, eff, plan)
     replay = _Replay(flat, pieces, max(microbatches, 1), overlap, max(prefetch_depth, 1))
-    total = replay.run(_order(flat))
+    total = replay.run(_order(flat)) + analytic.latency_s  # fixed trip latency, as analytic
     busy, exposed = exposed_times(replay.timeline)
     return replace(
         analytic,

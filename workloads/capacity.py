@@ -191,10 +191,15 @@ def plan_memory(
     context_len: int,
     activation_bytes: float,
     reserve_fraction: float,
+    weights: float | None = None,
+    kv: float | None = None,
 ) -> MemoryPlan:
-    """Bytes per chip and where the weights live (:func:`place_weights`, for one chip)."""
-    weights = weight_bytes_per_chip(model, par, quant)
-    kv = kv_bytes_per_chip(model, par, quant, batch=batch, context_len=context_len)
+    """Bytes per chip and where the weights live (:func:`place_weights`, for one chip);
+    ``weights`` and ``kv``: the per-chip bytes when the caller has them already."""
+    if weights is None:
+        weights = weight_bytes_per_chip(model, par, quant)
+    if kv is None:
+        kv = kv_bytes_per_chip(model, par, quant, batch=batch, context_len=context_len)
     main = chip.main_memory
     reserve = reserve_fraction * main.capacity_bytes
     common = {

@@ -347,6 +347,7 @@ def build_graph(
         "seq_len": seq_len,
         "context_len": context_len,
         "model": model.name,
+        "num_layers": model.num_layers,
         "quant": quant.name,
         "parallelism": parallelism.model_dump(),
     }

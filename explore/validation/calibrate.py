@@ -5,7 +5,9 @@ bandwidth, attention TFLOP/s, all-reduce bus bandwidth and latency, link bandwid
 ``log(predicted / measured)``, parameters in log space. Each chip family gets only the factors its
 own rows inform; fractions of a peak are bounded to (0.05, 1]. A weak log-normal prior (weight
 ``PRIOR_WEIGHT``) keeps a factor its rows cannot pin down near its prior instead of letting it
-drift. Layer- and end-to-end rows are never fitted on: they are the validation.
+drift. End-to-end rows are never fitted on: they are the validation. The public per-user speed
+rows (class ``api``) of statically scheduled and dataflow families fit their per-layer latency
+(``layer_latency_s``): in-sample, reported as such.
 
 The fit reads priors only, never the stored ``fitted.toml``: every factor of a family is passed
 as an override, resolved as ``arch.efficiency`` would resolve it from priors plus the file being
@@ -44,10 +46,14 @@ BOUNDS = {
     "kernel_overhead_s": (1e-7, 2e-5),
     "isolated_launch_s": (1e-7, 3e-5),
     "collective_step_latency_s": (1e-7, 2e-5),
+    "layer_latency_s": (1e-7, 3e-4),
+    "stage_hop_latency_s": (1e-7, 1e-4),
 }
 FRACTION = (0.05, 1.0)
 NOT_BORROWED = (
     "kernel_overhead_s",
+    "layer_latency_s",
+    "stage_hop_latency_s",
     "isolated_launch_s",
     "collective_step_latency_s",
     "roofline_exponent",
@@ -59,8 +65,14 @@ ROOT = DATA.parents[2]  # the folder holding explore/: shipped files are named r
 
 
 def informed_factors(case: Case) -> set[str]:
-    """Which efficiency factors a microbenchmark row says something about."""
+    """Which efficiency factors a row says something about: microbenchmarks inform the fractions
+    of peak and the GPU fixed costs; the public per-user decode speed of a statically scheduled
+    or dataflow family (one whose prior has a layer latency) informs its ``layer_latency_s``,
+    the only thing that binds a batch-1 token on those chips (these fits are in-sample)."""
     m, d = case.metric, case.describe
+    if case.cls == "api":
+        static = prior_for(case.family).value("layer_latency_s") > 0
+        return {"layer_latency_s"} if static and m == "decode_tokens_per_s_per_user" else set()
     if m == "gemm_tflops":
         bits = "gemm_8bit" if d.endswith("fp8") else "gemm_16bit"
         small = int(d.split()[1].split("x")[0]) <= 512
@@ -138,7 +150,7 @@ def fit(
     ``derived``: cross-family defaults ({factor: value}) that factors a family neither fits nor
     has its own prior for take (``derived_defaults`` of a previous round); none: the priors."""
     derived = derived or {}
-    micro = [c for c in cases if c.cls == "microbenchmark" and informed_factors(c)]
+    micro = [c for c in cases if c.cls in ("microbenchmark", "api") and informed_factors(c)]
     params, families = _parameters(micro), sorted({c.family for c in micro})
     x0 = np.log([_prior(fam, f) for fam, f in params])
     lo = np.log([BOUNDS.get(f, FRACTION)[0] for _, f in params])

@@ -142,7 +142,7 @@ def test_bad_tco_scenario_is_one_line(tmp_path, text, expected):
 def test_bad_design_table_names_its_key(tmp_path):
     asic = (ROOT / "examples" / "tco_asic_payback.toml").read_text()
     cases = [
-        (asic.replace("hbm_stacks = 6", "hbm_stack = 6"), "[[fleet]] 1.design.hbm_stack: unknown"),
+        (asic.replace("hbm_stacks = 4", "hbm_stack = 4"), "[[fleet]] 1.design.hbm_stack: unknown"),
         (asic.replace('"1.5 GHz"', '"1.5 GB"'), "[[fleet]] 1.design.clock_hz: unit 'GB' is bytes"),
         (asic.replace('"256 MB"', "inf"), "[[fleet]] 1.design.sram_bytes: Input should be a fini"),
         (asic.replace('node = "N4"', 'node = "N1"'), "[[fleet]] 1.design: node 'N1': unknown"),

@@ -194,14 +194,14 @@ def test_validation_case_equals_predict(metric):
 def test_sweep_and_search_equal_predict_on_a_custom_design(pp, tmp_path):
     """A physical-model design: the sweep (many designs per kernel call), the search objective
     and predict on the design's Chip give the same numbers."""
-    design = {"node": "N4", "peak_bf16_flops_per_s": 1.0e15, "hbm_stacks": 6,
+    design = {"node": "N4", "peak_bf16_flops_per_s": 1.0e15, "hbm_stacks": 4,
               "sram_bytes": 256e6, "link_bytes_per_s": 400e9}  # fmt: skip
     path = tmp_path / "space.toml"
     path.write_text(
         '[study]\nobjectives = ["tokens_per_s_per_user"]\n'
         f'[base]\nmodel = "llama-3.1-70b"\nquant = "fp8"\ninput_len = {INPUT}\n'
         f"output_len = {OUTPUT}\nchips = 8\npp = {pp}\nbatch = {BATCH}\n"
-        '[base.chip]\nnode = "N4"\npeak_bf16_flops_per_s = 1.0e15\nhbm_stacks = 6\n'
+        '[base.chip]\nnode = "N4"\npeak_bf16_flops_per_s = 1.0e15\nhbm_stacks = 4\n'
         "link_bytes_per_s = 400e9\n[chip]\nsram_bytes = { choices = [256e6] }\n"
     )
     cols = sweep(load_space(path)).columns
@@ -236,7 +236,7 @@ batch = 8
 [base.chip]
 node = "N4"
 peak_bf16_flops_per_s = 1.0e15
-hbm_stacks = 6
+hbm_stacks = 4
 [chip]
 fp8 = {{ choices = [true, false] }}
 sram_bytes = {{ choices = [0, 256e6] }}
@@ -295,7 +295,7 @@ def test_custom_design_chip_reads_back_as_its_arrays():
     into columns gives the table's row."""
     from arch.chip import ChipArrays
 
-    d = ChipDesign(node="N4", peak_bf16_flops_per_s=1.0e15, hbm_stacks=6, sram_bytes=256e6)
+    d = ChipDesign(node="N4", peak_bf16_flops_per_s=1.0e15, hbm_stacks=4, sram_bytes=256e6)
     a, b = d.arrays().chips, ChipArrays.of(d.to_chip())
     for f in a.__dataclass_fields__:
         x, y = getattr(a, f), getattr(b, f)
