@@ -99,7 +99,9 @@ def test_moe_and_mla_and_sram_systems_run():
     assert ds.fits and ds.tpot_s > 0
     groq = predict("groq-lpu:640", "llama-2-70b", "fp8", tp=8, pp=80, batch=1, **ARGS)
     assert groq.fits and groq.memory.weights_in == "main"
-    assert any("EXTRAPOLATED" in n for n in groq.notes)
+    assert any("groq-tsp: not fitted, priors used for" in n for n in groq.notes)
+    tpu = predict("tpu-v5e:8", "llama-3.1-8b", "bf16", tp=8, batch=1, **ARGS)
+    assert any("EXTRAPOLATED" in n for n in tpu.notes)
 
 
 def test_bad_inputs_are_config_errors():
