@@ -38,8 +38,7 @@ from arch.chip import System
 from arch.physical import ChipDesign, technology
 from arch.presets import parse_system
 from explore.tco.inputs import TcoInputs, default_inputs, default_uncertainty, ownership
-from sim.batching import max_batch
-from sim.evaluate import evaluate, resolve_workload
+from sim.mapping import choose_mapping
 
 __all__ = [
     "Fleet",
@@ -58,10 +57,10 @@ class Fleet:
     name: str
     system: System
     quant: str
-    tp: int = 1
-    pp: int = 1
-    ep: int = 1
-    dp: int = 1
+    tp: int | None = None  # None: chosen (sim.mapping), the highest throughput at the SLO
+    pp: int | None = None
+    ep: int | None = None
+    dp: int | None = None
     price_usd: float | None = None
     nre_usd: float = 0.0
     unit_cost_usd: float | None = None
@@ -126,10 +125,10 @@ class FleetTable(UserConfig):
     design: DesignTable | None = None
     chips: int = Field(default=1, ge=1)
     quant: str = "bf16"
-    tp: int = Field(default=1, ge=1)
-    pp: int = Field(default=1, ge=1)
-    ep: int = Field(default=1, ge=1)
-    dp: int = Field(default=1, ge=1)
+    tp: int | None = Field(default=None, ge=1)  # omitted: chosen, see operate()
+    pp: int | None = Field(default=None, ge=1)
+    ep: int | None = Field(default=None, ge=1)
+    dp: int | None = Field(default=None, ge=1)
     price_usd: float | None = Field(default=None, ge=0)
     tco: TcoOverrides = Field(default_factory=TcoOverrides)
 
@@ -278,27 +277,27 @@ class Operating:
 
 
 def operate(sc: Scenario, f: Fleet, *, batch: int | None = None) -> Operating:
-    w = resolve_workload(
-        system=f.system,
-        model=sc.model,
-        quant=f.quant,
-        tp=f.tp,
-        pp=f.pp,
-        ep=f.ep,
-        dp=f.dp,
-        input_len=sc.input_len,
-        output_len=sc.output_len,
-    )
+    """One replica of the fleet at its operating point: the given batch, else the batch with the
+    most tokens/s that meets the SLO; degrees the fleet omits are chosen the same way (the
+    mapping with the most tokens/s at the SLO, :func:`sim.mapping.choose_mapping`)."""
     slo = 1.0 / sc.tokens_per_s_per_user if sc.tokens_per_s_per_user else None
+    degrees = {"tp": f.tp, "pp": f.pp, "ep": f.ep, "dp": f.dp}
     try:
-        b = batch or max_batch(w, tpot_slo_s=slo)
+        choice = choose_mapping(system=f.system, model=sc.model, quant=f.quant, **degrees,
+                                batch=batch or "max", tpot_slo_s=None if batch else slo,
+                                input_len=sc.input_len, output_len=sc.output_len,
+                                objective="tokens_per_s")  # fmt: skip
     except ConfigError as exc:
         raise ConfigError(f"fleet {f.name!r}: {exc}") from None
-    r = evaluate(w, b)
+    r = choice.result
     if not r.fits:
-        raise ConfigError(f"fleet {f.name!r}: does not fit at batch {b}: {r.memory.reason}")
-    return Operating(b, r.ttft_s, r.tpot_s, r.e2e_s, b * sc.output_len / r.e2e_s,
-                     w.par.chips_per_replica, r.power_w, r.notes)  # fmt: skip
+        raise ConfigError(f"fleet {f.name!r}: does not fit at batch {r.batch}: {r.memory.reason}")
+    par = r.config["parallelism"]
+    notes = r.notes
+    if choice.searched:
+        notes = (*notes, "mapping chosen: TP{tp} PP{pp} EP{ep} DP{dp}".format(**par))
+    return Operating(r.batch, r.ttft_s, r.tpot_s, r.e2e_s, r.batch * sc.output_len / r.e2e_s,
+                     par["tp"] * par["pp"], r.power_w, notes)  # fmt: skip
 
 
 def _inputs(sc: Scenario, f: Fleet) -> TcoInputs:
