@@ -30,7 +30,7 @@ from arch.chip import (
 from arch.efficiency import FamilyEfficiency
 from kernels import layout as L
 from kernels.cost import most_square, peer_links
-from workloads.capacity import WEIGHT_PLACES, MemoryPlan
+from workloads.capacity import MemoryPlan
 from workloads.ops import OpGraph
 
 __all__ = ["PackedOps", "base_row", "pack_design", "pack_ops", "pack_rows", "resolve_precision"]
@@ -105,10 +105,12 @@ def base_row(
     return d
 
 
-def pack_rows(base: np.ndarray, chips: ChipArrays, weights_in: np.ndarray) -> np.ndarray:
-    """Design rows ``[n, N_DESIGN]``: ``base`` with each chip's columns; ``weights_in`` is the
-    index (into :data:`workloads.capacity.WEIGHT_PLACES`) of the level each design reads its
-    weights from."""
+def pack_rows(base: np.ndarray, chips: ChipArrays, split: np.ndarray) -> np.ndarray:
+    """Design rows ``[n, N_DESIGN]``: ``base`` with each chip's columns; ``split[n, 3]`` is the
+    share of the weights each design holds on each level of
+    :data:`workloads.capacity.WEIGHT_PLACES` (a row of zeros, a design that does not fit, reads
+    them from main memory). A split placement is one effective level: weight bytes take
+    ``sum(share / bandwidth)`` seconds per byte and ``sum(share x J/B)`` joules."""
     n = len(chips)
     d = np.repeat(np.asarray(base, dtype=float)[None, :], n, axis=0)
     idx = resolved_precisions(chips.peaks > 0)
@@ -121,19 +123,13 @@ def pack_rows(base: np.ndarray, chips: ChipArrays, weights_in: np.ndarray) -> np
     d[:, L.WEIGHT_STATIONARY] = chips.weight_stationary
     # a design with no memory at all never fits; keep its bandwidth finite so rows stay numbers
     main_bw = np.where(chips.main_bandwidth > 0, chips.main_bandwidth, 1.0)
-    place = np.asarray(weights_in)
-    scratch, main, tier = (WEIGHT_PLACES.index(k) for k in ("scratch", "main", "capacity"))
-    # a level the chip lacks cannot hold the weights: they are read from main memory
-    place = np.where((place == scratch) & (chips.scratch_capacity <= 0), main, place)
-    place = np.where((place == tier) & (chips.tier_capacity <= 0), main, place)
-    d[:, L.BW_WEIGHTS] = np.select(
-        [place == scratch, place == tier], [chips.scratch_bandwidth, chips.tier_bandwidth], main_bw
-    )
-    d[:, L.E_WEIGHTS] = np.select(
-        [place == scratch, place == tier],
-        [chips.scratch_j_per_byte, chips.tier_j_per_byte],
-        chips.main_j_per_byte,
-    )
+    share = np.atleast_2d(np.asarray(split, dtype=float))
+    share = np.where(share.sum(axis=1, keepdims=True) > 0, share, [[0.0, 1.0, 0.0]])
+    bw = np.stack([chips.scratch_bandwidth, main_bw, chips.tier_bandwidth], axis=1)
+    j = np.stack([chips.scratch_j_per_byte, chips.main_j_per_byte, chips.tier_j_per_byte], axis=1)
+    seconds = np.where(share > 0, share / np.where(bw > 0, bw, 1.0), 0.0).sum(axis=1)
+    d[:, L.BW_WEIGHTS] = 1.0 / seconds
+    d[:, L.E_WEIGHTS] = (share * j).sum(axis=1)
     d[:, L.BW_KV] = d[:, L.BW_ACT] = main_bw
     d[:, L.E_KV] = d[:, L.E_ACT] = chips.main_j_per_byte
     d[:, L.UP_BW], d[:, L.UP_LINKS] = chips.scale_up_bandwidth, chips.scale_up_links
@@ -156,8 +152,8 @@ def pack_design(
 ) -> np.ndarray:
     """One design row for a system, its efficiency and memory plan (:func:`pack_rows`, n = 1)."""
     base = base_row(system, eff, direct_collectives=direct_collectives)
-    place = WEIGHT_PLACES.index(plan.weights_in if plan is not None else "main")
-    return pack_rows(base, ChipArrays.of(system.chip), np.array([place]))[0]
+    split = plan.weight_split if plan is not None else (0.0, 1.0, 0.0)
+    return pack_rows(base, ChipArrays.of(system.chip), np.array([split]))[0]
 
 
 def _pack_fabrics(d: np.ndarray, system: System, eff: FamilyEfficiency) -> None:

@@ -362,6 +362,6 @@ def smallest_sram_system(w: Workload) -> SramFit | None:
             eff=w.eff,
         )  # fmt: skip
         plan = cand.plan(1)
-        if plan.fits and plan.weights_in != "capacity":
+        if plan.fits and plan.weight_split[2] == 0:  # no weight streams from a capacity tier
             return SramFit(n, cand.par, _SRAM_METHOD)
     return None

@@ -56,10 +56,10 @@ def _pieces(per_op: np.ndarray, graph: OpGraph, system: System, eff, plan) -> np
     is_coll = np.isin(graph.kind, [int(k) for k in COLLECTIVES])
     rest = per_op[:, L.T_TOTAL] - comm
     stream = np.zeros(len(graph))
-    if plan is not None and plan.weights_in == "capacity":
+    if plan is not None and plan.weight_split[2] > 0:  # the streamed share of the weights
         tier = system.chip.capacity_tier
         bw = tier.bandwidth_bytes_per_s * eff.value("memory")
-        stream = np.minimum(graph.weight_bytes / bw, rest)
+        stream = np.minimum(plan.weight_split[2] * graph.weight_bytes / bw, rest)
     engine = np.where(is_coll, 0.0, rest - stream)
     link = np.where(is_coll, per_op[:, L.T_TOTAL], 0.0)
     return np.stack([engine, link, np.where(is_coll, 0.0, stream)], axis=1)

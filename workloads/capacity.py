@@ -33,8 +33,8 @@ __all__ = [
 HALF = 2.0
 ACT_BYTES = 2.0  # activations between ops are 16-bit (as workloads.graph.IO_BYTES)
 LOGIT_BYTES = 4.0  # logits of the last token of each sequence, fp32 for sampling
-# where weights are read from, by index (the placement rule's verdicts; "none": does not fit)
-WEIGHT_PLACES = ("scratch", "main", "capacity", "none")
+# the levels weights are placed on, fastest first (columns of place_weights)
+WEIGHT_PLACES = ("scratch", "main", "capacity")
 
 
 def _layer_weight_bytes(model: ModelSpec, layer: int, par: Parallelism, q: QuantSpec) -> float:
@@ -91,7 +91,9 @@ def kv_bytes_per_chip(
 
 @dataclass(frozen=True)
 class MemoryPlan:
-    """Per-chip bytes and the verdict. ``weights_in``: the level weights are read from."""
+    """Per-chip bytes and the verdict. ``weight_split``: the share of the weights on each of
+    :data:`WEIGHT_PLACES` (scratch SRAM, main memory, capacity tier); ``weights_in`` and
+    ``weights_level``: the level holding the largest share."""
 
     weights: float
     kv_cache: float
@@ -104,6 +106,7 @@ class MemoryPlan:
     reason: str = ""
     min_chips: int = 0
     prefill_chunk_tokens: int = 0  # tokens per prefill pass whose activations fit (0: unset)
+    weight_split: tuple[float, float, float] = (0.0, 1.0, 0.0)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -113,7 +116,7 @@ class MemoryPlan:
         """Main memory per chip left for the KV cache: capacity less reserve and activations,
         and less the weights when they live there (the budget :func:`place_weights` checks)."""
         free = self.capacity - self.reserve - self.activations
-        return free - self.weights if self.weights_in == "main" else free
+        return free - self.weights * self.weight_split[1]
 
 
 def activation_bytes_per_token(model: ModelSpec, par: Parallelism) -> float:
@@ -149,11 +152,11 @@ def prefill_chunk(
     chunks). A pass always holds at least one token, fitting or not (the plan then says so)."""
     per_token = activation_bytes_per_token(model, par)
     logits = model.vocab_size / par.tp * LOGIT_BYTES
-    where = place_weights(ChipArrays.of(chip), weights=weights, kv=kv, activations=0.0,
+    split = place_weights(ChipArrays.of(chip), weights=weights, kv=kv, activations=0.0,
                           reserve_fraction=reserve_fraction)[0]  # fmt: skip
+    in_main = split[1] if split.sum() > 0 else 1.0  # nothing fits: count them all in main
     free = chip.main_memory.capacity_bytes * (1 - reserve_fraction) - kv - logits
-    if WEIGHT_PLACES[int(where)] in ("main", "none"):
-        free -= weights
+    free -= weights * in_main
     chunk = max(1, min(max_tokens, tokens, int(free // per_token)))
     per_chunk = min(sequences, max(1, chunk * sequences // max(tokens, 1)))
     return chunk, chunk * per_token + per_chunk * logits
@@ -167,18 +170,21 @@ def place_weights(
     activations: float,
     reserve_fraction: float,
 ) -> np.ndarray:
-    """The placement rule, for many chips at once: index into :data:`WEIGHT_PLACES` per chip.
+    """The placement rule, for many chips at once: the share of the weights on each level of
+    :data:`WEIGHT_PLACES`, ``[n, 3]``; a chip that cannot hold them gets a row of zeros.
 
-    Weights go to scratch SRAM if they fit there (less the reserve) while KV cache, activations
-    and the reserve fit in main memory; else to main memory beside them; else they stream from a
-    capacity tier that holds them (KV and activations still in main memory); else nothing fits.
+    Weights fill the fastest level first: addressable SRAM (less the reserve), then main memory
+    beside the KV cache and activations (less the reserve), and only what neither holds streams
+    from a capacity tier every step. KV cache and activations live in main memory.
     """
-    free = chips.main_capacity * (1 - reserve_fraction) - kv - activations
-    scratch = (chips.scratch_capacity > 0) & (
-        weights <= chips.scratch_capacity * (1 - reserve_fraction)
-    ) & (free >= 0)  # fmt: skip
-    tier = (chips.tier_capacity > 0) & (free >= 0) & (weights <= chips.tier_capacity)
-    return np.select([scratch, weights <= free, tier], [0, 1, 2], 3)
+    usable = 1 - reserve_fraction
+    free = chips.main_capacity * usable - kv - activations
+    sram = np.minimum(weights, chips.scratch_capacity * usable)
+    main = np.clip(np.minimum(weights - sram, free), 0.0, None)
+    tier = np.clip(np.minimum(weights - sram - main, chips.tier_capacity), 0.0, None)
+    ok = (free >= 0) & (sram + main + tier >= weights * (1 - 1e-12))
+    split = np.stack([sram, main, tier], axis=1) / max(weights, 1e-30)
+    return np.where(ok[:, None], split, 0.0)
 
 
 def plan_memory(
@@ -209,31 +215,37 @@ def plan_memory(
         "reserve": reserve,
         "capacity": main.capacity_bytes,
     }
-    place = WEIGHT_PLACES[int(place_weights(ChipArrays.of(chip), weights=weights, kv=kv,
-                                            activations=activation_bytes,
-                                            reserve_fraction=reserve_fraction)[0])]  # fmt: skip
-    if place == "scratch":
-        level = chip.scratch.name  # type: ignore[union-attr]
-        return MemoryPlan(**common, fits=True, weights_in="scratch", weights_level=level)
-    if place == "main":
-        return MemoryPlan(**common, fits=True, weights_in="main", weights_level=main.name)
-    if place == "capacity":
-        tier = chip.capacity_tier
+    split = place_weights(ChipArrays.of(chip), weights=weights, kv=kv,
+                          activations=activation_bytes, reserve_fraction=reserve_fraction)[0]
+    if split.sum() == 0:
         return MemoryPlan(
             **common,
-            fits=True,
-            weights_in="capacity",
-            weights_level=tier.name,
-            reason=f"weights stream from {tier.name} every step",
+            fits=False,
+            weights_in="main",
+            weights_level=main.name,
+            reason=_why(weights, kv, activation_bytes, reserve, main),
+            min_chips=_min_chips(weights, kv, activation_bytes, main, reserve_fraction,
+                                 par.chips),
         )
-    return MemoryPlan(
-        **common,
-        fits=False,
-        weights_in="main",
-        weights_level=main.name,
-        reason=_why(weights, kv, activation_bytes, reserve, main),
-        min_chips=_min_chips(weights, kv, activation_bytes, main, reserve_fraction, par.chips),
-    )
+    levels = (chip.scratch, main, chip.capacity_tier)
+    top = int(np.argmax(split))
+    where = WEIGHT_PLACES[top]
+    shares = (float(split[0]), float(split[1]), float(split[2]))
+    return MemoryPlan(**common, fits=True, weights_in=where, weights_level=levels[top].name,
+                      reason=_split_note(split, levels), weight_split=shares)  # type: ignore[arg-type]
+
+
+def _split_note(split: np.ndarray, levels: tuple) -> str:
+    """What the output says about a placement that is not all in one level."""
+    notes = []
+    if 0 < split[0] < 1:
+        rest = levels[1].name if split[1] else levels[2].name
+        notes.append(f"{levels[0].name} holds {100 * split[0]:.1f} % of the weights "
+                     f"(the rest in {rest})")  # fmt: skip
+    if split[2] > 0:
+        notes.append(f"{100 * split[2]:.1f} % of the weights stream from {levels[2].name} "
+                     "every step (nothing faster holds them)")  # fmt: skip
+    return "; ".join(notes)
 
 
 def _why(weights: float, kv: float, act: float, reserve: float, main: MemoryLevel) -> str:

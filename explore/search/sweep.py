@@ -31,7 +31,7 @@ from explore.search.objectives import (
 from explore.search.space import Space, load_space
 from kernels.pack import base_row, pack_rows
 from sim.evaluate import cost_run
-from workloads.capacity import WEIGHT_PLACES, place_weights
+from workloads.capacity import place_weights
 from workloads.presets import load_model
 
 __all__ = ["OUT_METRICS", "SweepResult", "sweep", "write"]
@@ -110,7 +110,7 @@ def _combo(space: Space, params: dict, phys: DesignArrays, ref) -> dict[str, np.
                     price_usd=phys.cost["total"], area_mm2=phys.package["silicon_mm2"],
                     tco=tco_inputs(space.base), params=float(model.total_params()),
                     loss=0.0)  # fmt: skip
-    ok = (place != WEIGHT_PLACES.index("none")) & phys.fits
+    ok = (place.sum(axis=1) > 0) & phys.fits
     nan = np.where(ok, 1.0, np.nan)
     out = {k: m[k] * nan if k in _PERFORMANCE else m[k] for k in OUT_METRICS if k in m}
     return out | {"fits": ok.astype(float), "power_w": run.power_w * nan,

@@ -383,3 +383,39 @@ def test_batch_max_keeps_the_weights_in_sram_when_that_is_faster():
     assert w.plan(choice.largest_fitting).weights_in == "capacity"
     big = evaluate(w, choice.largest_fitting)
     assert choice.tokens_per_s > 10 * big.output_tokens_per_s
+
+
+def test_partial_spill_sits_between_all_sram_and_all_hbm(tiny_chip, tiny_model):
+    """The tiny chip (10 GB/s HBM) with 100,000 B of addressable SRAM at 1 TB/s in front, reserve
+    10 %: SRAM holds 90,000 of the 213,632 weight bytes (42.13 %), HBM the other 123,632. One
+    weight byte then costs 0.42129 / 1e12 + 0.57871 / 1e10 s, an effective 17.15 GB/s; the
+    decode step lies between the same chip with all weights in SRAM and with none, and saves,
+    against all-HBM, the SRAM share of the 180,224 weight bytes a decode step reads
+    (tests/workloads/test_graph.py; the embedding table is resident but not read) times
+    (1 / 1e10 - 1 / 1e12) s per byte: 0.42129 x 180,224 x 0.99e-10 = 7.5166 us."""
+    from arch.chip import MemoryLevel
+
+    def chip_with(sram_bytes: float):
+        sram = MemoryLevel(name="SRAM", kind="sram", role="scratch", capacity_bytes=sram_bytes,
+                           bandwidth_bytes_per_s=1e12, latency_s=0.0,
+                           energy_j_per_byte=1e-12)  # fmt: skip
+        return tiny_chip.model_copy(update={"memory": (sram, *tiny_chip.memory)})
+
+    def step(chip):
+        w = Workload(system=System(chip=chip, count=1), model=tiny_model,
+                     quant=get_quant("bf16"), par=Parallelism(), input_len=10, output_len=2,
+                     eff=efficiency_for("test-family", overrides=IDEAL))  # fmt: skip
+        plan = w.plan(1)
+        return plan, w.decode(1, 10, plan), pack_design(w.system, w.eff, plan)
+
+    plan, part, row = step(chip_with(100e3))
+    share = 90_000 / 213_632
+    assert plan.weight_split == pytest.approx((share, 1 - share, 0.0), rel=1e-12)
+    assert "SRAM holds 42.1 % of the weights (the rest in HBM)" in plan.reason
+    assert row[L.BW_WEIGHTS] == pytest.approx(1 / (share / 1e12 + (1 - share) / 1e10), rel=1e-12)
+    assert row[L.BW_WEIGHTS] == pytest.approx(17.15e9, rel=1e-3)
+    _, all_sram, _ = step(chip_with(1e6))
+    _, all_hbm, _ = step(tiny_chip)
+    assert all_sram.total_s < part.total_s < all_hbm.total_s
+    saved = all_hbm.total_s - part.total_s  # the SRAM-held bytes no longer cross HBM
+    assert saved == pytest.approx(share * 180_224 * (1 / 1e10 - 1 / 1e12), rel=1e-9)
