@@ -15,7 +15,7 @@ The rules, each written once (here, or in the one place named):
   stage's pace);
 * **activation memory**: the resident footprint of one prefill chunk
   (:func:`workloads.capacity.activation_bytes_per_token`), the chunk sized to what memory holds;
-* **layer-to-stage split**: :meth:`workloads.parallel.Parallelism.stage_of`;
+* **layer-to-stage split**: :func:`workloads.capacity.stage_of_layers` (balanced by bytes);
 * **precision resolution**: :func:`arch.chip.resolved_precisions`, in the design rows;
 * **weight placement**: :func:`workloads.capacity.place_weights`;
 * **step time and step energy** under pipelining: :mod:`sim.step`;

@@ -175,7 +175,7 @@ class AnalyticStepModel:
         heads_d = getattr(a, "num_heads", 1) * getattr(a, "head_dim", m.hidden_size)
         kv_d = getattr(a, "num_kv_heads", 1) * getattr(a, "head_dim", m.hidden_size)
         dims = (m.hidden_size + heads_d) * 2 + (m.hidden_size + kv_d) * 2  # q, o, k, v: in + out
-        layers = m.num_layers / w.par.pp  # per stage (contiguous blocks: Parallelism.stage_of)
+        layers = m.num_layers / w.par.pp  # per stage, on average
         per_adapter = lo.rank * dims * layers * w.quant.w.bytes_per_element / w.par.tp
         g = single_op("lora", OpKind.GEMM, m=float(tokens), n=dims / w.par.tp, k=float(lo.rank),
                       groups=1, precision=precision_code(w.quant.gemm_precision),

@@ -27,6 +27,8 @@ __all__ = [
     "place_weights",
     "plan_memory",
     "prefill_chunk",
+    "stage_of_layers",
+    "stage_weight_bytes",
     "weight_bytes_per_chip",
 ]
 
@@ -53,22 +55,66 @@ def _layer_weight_bytes(model: ModelSpec, layer: int, par: Parallelism, q: Quant
     return (attn + experts + shared / par.expert_tp) * w + router * HALF + norms
 
 
-def _stage_layers(model: ModelSpec, par: Parallelism) -> list[list[int]]:
-    stages: list[list[int]] = [[] for _ in range(par.pp)]
+def _layer_bytes(model: ModelSpec, par: Parallelism, quant: QuantSpec) -> list[float]:
+    """Resident weight bytes of each layer on one chip (computed once per kind of layer)."""
+    kinds: dict[bool, float] = {}
+    out = []
     for layer in range(model.num_layers):
-        stages[par.stage_of(layer, model.num_layers)].append(layer)
+        moe = model.is_moe_layer(layer)
+        if moe not in kinds:
+            kinds[moe] = _layer_weight_bytes(model, layer, par, quant)
+        out.append(kinds[moe])
+    return out
+
+
+def _end_bytes(model: ModelSpec, par: Parallelism) -> tuple[float, float]:
+    """(first stage's embedding table, last stage's LM head and final norm) bytes per chip, in
+    16-bit; a tied head shares the table when one stage holds both."""
+    emb = model.vocab_size * model.hidden_size * HALF / par.tp
+    head = 0.0 if model.tied_embeddings and par.pp == 1 else emb
+    return emb, head + model.hidden_size * HALF
+
+
+def stage_of_layers(model: ModelSpec, par: Parallelism, quant: QuantSpec) -> list[int]:
+    """Pipeline stage of each layer: contiguous blocks balanced by resident weight bytes, the
+    embedding table counted on the first stage and the LM head on the last (the one
+    layer-to-stage split; the op graph and the memory plan both use it). A layer goes to the
+    stage its middle byte falls in, every stage keeps at least one layer."""
+    n, pp = model.num_layers, par.pp
+    if pp == 1:
+        return [0] * n
+    sizes = _layer_bytes(model, par, quant)
+    first, last = _end_bytes(model, par)
+    target = (sum(sizes) + first + last) / pp
+    out, acc, prev = [], first, 0
+    for i, size in enumerate(sizes):
+        stage = max(int((acc + size / 2) // target), prev, pp - (n - i))
+        stage = 0 if i == 0 else min(stage, prev + 1, pp - 1)
+        out.append(stage)
+        prev, acc = stage, acc + size
+    return out
+
+
+def _stage_layers(model: ModelSpec, par: Parallelism, quant: QuantSpec) -> list[list[int]]:
+    stages: list[list[int]] = [[] for _ in range(par.pp)]
+    for layer, stage in enumerate(stage_of_layers(model, par, quant)):
+        stages[stage].append(layer)
     return stages
 
 
+def stage_weight_bytes(model: ModelSpec, par: Parallelism, quant: QuantSpec) -> list[float]:
+    """Resident weight bytes of one chip of each pipeline stage."""
+    sizes = _layer_bytes(model, par, quant)
+    per_stage = [sum(sizes[i] for i in s) for s in _stage_layers(model, par, quant)]
+    first, last = _end_bytes(model, par)
+    per_stage[0] += first
+    per_stage[-1] += last
+    return per_stage
+
+
 def weight_bytes_per_chip(model: ModelSpec, par: Parallelism, quant: QuantSpec) -> float:
-    """Resident weight bytes on the most loaded chip (the first or last stage hold embeddings)."""
-    stages = _stage_layers(model, par)
-    emb = model.vocab_size * model.hidden_size * HALF / par.tp
-    head = 0.0 if model.tied_embeddings and par.pp == 1 else emb
-    per_stage = [sum(_layer_weight_bytes(model, i, par, quant) for i in s) for s in stages]
-    per_stage[0] += emb
-    per_stage[-1] += head + model.hidden_size * HALF
-    return max(per_stage)
+    """Resident weight bytes on the most loaded chip."""
+    return max(stage_weight_bytes(model, par, quant))
 
 
 def kv_bytes_per_chip(
@@ -86,7 +132,7 @@ def kv_bytes_per_chip(
         * quant.kv.bytes_per_element
         for i in range(model.num_layers)
     ]
-    return max(sum(per_layer[i] for i in s) for s in _stage_layers(model, par))
+    return max(sum(per_layer[i] for i in s) for s in _stage_layers(model, par, quant))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from workloads.capacity import stage_of_layers
 from workloads.model import GQAAttention, MLAAttention, ModelSpec
 from workloads.ops import OpGraph, OpKind, precision_code
 from workloads.parallel import Parallelism
@@ -271,12 +272,11 @@ class _Builder:
         )
 
 
-def _layer_groups(model: ModelSpec, par: Parallelism) -> Counter:
+def _layer_groups(model: ModelSpec, par: Parallelism, quant: QuantSpec) -> Counter:
     """(stage, first layer of its kind, is_moe, is_sliding) -> layer count."""
     groups: Counter = Counter()
     first: dict[tuple, int] = {}
-    for layer in range(model.num_layers):
-        stage = par.stage_of(layer, model.num_layers)
+    for layer, stage in enumerate(stage_of_layers(model, par, quant)):
         key = (stage, model.is_moe_layer(layer), model.is_sliding_layer(layer))
         first.setdefault(key, layer)
         groups[(stage, first[key], *key[1:])] += 1
@@ -320,7 +320,8 @@ def build_graph(
         layer=-1,
         stage=0,
     )
-    for (stage, layer, _moe, sliding), count in sorted(_layer_groups(model, parallelism).items()):
+    groups = _layer_groups(model, parallelism, quant)
+    for (stage, layer, _moe, sliding), count in sorted(groups.items()):
         start = len(b.rows)
         b.attention_block(sliding)
         b.mlp_block(layer)

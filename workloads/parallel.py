@@ -39,11 +39,6 @@ class Parallelism(Frozen):
     def chips(self) -> int:
         return self.tp * self.pp * self.dp
 
-    def stage_of(self, layer: int, num_layers: int) -> int:
-        """Pipeline stage of ``layer``: contiguous, near-equal blocks of layers per stage (the
-        one layer-to-stage split; the op graph and the memory plan both use it)."""
-        return layer * self.pp // num_layers
-
     @property
     def attention_dp(self) -> bool:
         return self.ep > self.tp

@@ -69,3 +69,22 @@ def test_sram_chip_and_streaming_tier():
         reserve_fraction=0.05,
     )
     assert cs.fits and cs.weights_in == "capacity"  # streamed from MemoryX
+
+
+def test_stages_are_balanced_by_bytes_with_the_embedding_and_head():
+    """Llama-3.1-70B FP8, TP2 x PP4: a layer is 0.855 GB of FP8 weights, 0.428 GB per chip, and
+    the 16-bit embedding table 128,256 x 8,192 x 2 B / 2 = 1.051 GB per chip (the LM head the
+    same). Equal layer counts (20 each) would give the end stages 9.6 GB against 8.6 GB in the
+    middle; balanced by bytes the end stages take one layer fewer (19, 21, 21, 19: 9.18 and
+    8.98 GB) and every stage holds within 1.1 % of the mean."""
+    from workloads.capacity import stage_of_layers, stage_weight_bytes
+
+    m, q, par = load_model("llama-3.1-70b"), get_quant("fp8"), Parallelism(tp=2, pp=4)
+    stages = stage_of_layers(m, par, q)
+    assert [stages.count(s) for s in range(4)] == [19, 21, 21, 19]
+    assert stages == sorted(stages)  # contiguous blocks
+    per = stage_weight_bytes(m, par, q)
+    assert max(per) / (sum(per) / 4) - 1 < 0.011
+    assert weight_bytes_per_chip(m, par, q) == max(per)
+    one = stage_of_layers(m, Parallelism(tp=1, pp=80), q)
+    assert one == list(range(80))  # every stage keeps at least one layer
