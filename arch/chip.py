@@ -273,6 +273,11 @@ class Chip(Frozen):
     tdp_w: float = Field(gt=0)
     idle_w: float = Field(ge=0)
     price_usd: float | None = None
+    fused_layers: bool = Field(
+        default=False,
+        description="dataflow: a layer's ops run as one fused kernel, so the activations "
+        "between them stay in the addressable on-chip SRAM (scratch), not main memory",
+    )
     sources: dict[str, Source] = Field(default_factory=dict, repr=False)
 
     @model_validator(mode="after")
@@ -381,11 +386,15 @@ class ChipArrays:
     # from topology, links and domain (kernels.pack resolves it); None (the physical model's
     # designs) means all derived
     scale_up_shape: np.ndarray | None = None
+    # 1 where activations between ops stay in scratch SRAM (Chip.fused_layers); None: none do
+    activations_on_chip: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.scale_up_shape is None:
             zeros = np.zeros((len(self.tdp_w), len(SHAPE_FIELDS)))
             object.__setattr__(self, "scale_up_shape", zeros)
+        if self.activations_on_chip is None:
+            object.__setattr__(self, "activations_on_chip", np.zeros(len(self.tdp_w)))
 
     def __len__(self) -> int:
         return len(self.tdp_w)
@@ -420,4 +429,5 @@ class ChipArrays:
             idle_w=col(chip.idle_w),
             tdp_w=col(chip.tdp_w),
             scale_up_shape=np.array([shape_row(chip.scale_up)]),
+            activations_on_chip=col(chip.fused_layers and chip.scratch is not None),
         )  # fmt: skip

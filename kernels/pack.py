@@ -130,8 +130,10 @@ def pack_rows(base: np.ndarray, chips: ChipArrays, split: np.ndarray) -> np.ndar
     seconds = np.where(share > 0, share / np.where(bw > 0, bw, 1.0), 0.0).sum(axis=1)
     d[:, L.BW_WEIGHTS] = 1.0 / seconds
     d[:, L.E_WEIGHTS] = (share * j).sum(axis=1)
-    d[:, L.BW_KV] = d[:, L.BW_ACT] = main_bw
-    d[:, L.E_KV] = d[:, L.E_ACT] = chips.main_j_per_byte
+    d[:, L.BW_KV], d[:, L.E_KV] = main_bw, chips.main_j_per_byte
+    fused = (chips.activations_on_chip > 0) & (chips.scratch_bandwidth > 0)
+    d[:, L.BW_ACT] = np.where(fused, chips.scratch_bandwidth, main_bw)
+    d[:, L.E_ACT] = np.where(fused, chips.scratch_j_per_byte, chips.main_j_per_byte)
     d[:, L.UP_BW], d[:, L.UP_LINKS] = chips.scale_up_bandwidth, chips.scale_up_links
     d[:, L.UP_DOMAIN] = chips.scale_up_domain
     d[:, L.UP_TOPO] = [L.TOPOLOGY_CODES[t] for t in chips.scale_up_topology]
