@@ -118,7 +118,7 @@ _MODELS = [
     (r"Llama-3\.1-70B", "llama-3.1-70b"),
     (r"Llama-3\.1-8B", "llama-3.1-8b"),
     (r"Meta-Llama-3-70B", "llama-3-70b"),
-    (r"Meta-Llama-3-8B", "llama-3-8b"),
+    (r"Meta-Llama-3-8B|^Llama-3-8B", "llama-3-8b"),
     (r"Llama-2-70B|LLaMA-70B", "llama-2-70b"),
     (r"LLaMA-7B", "llama-2-7b"),
     (r"GPT-J", "gpt-j-6b"),
