@@ -11,13 +11,13 @@ costed through the one evaluation path, and the best is kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from arch.base import ConfigError
 from kernels.pack import pack_design
-from sim.evaluate import Workload, cost_run
+from sim.evaluate import Result, Workload, cost_run, evaluate
 
-__all__ = ["BatchChoice", "batch_choice", "max_batch"]
+__all__ = ["BatchChoice", "batch_choice", "evaluate_max", "max_batch"]
 
 _CAP = 1 << 16  # sequences per replica; beyond any engine's scheduler limit
 _STEP = 2**0.5  # scan grid: about 41 % apart
@@ -100,3 +100,11 @@ def batch_choice(w: Workload, *, tpot_slo_s: float | None = None) -> BatchChoice
 def max_batch(w: Workload, *, tpot_slo_s: float | None = None) -> int:
     """The batch :func:`batch_choice` picks."""
     return batch_choice(w, tpot_slo_s=tpot_slo_s).batch
+
+
+def evaluate_max(w: Workload, *, tpot_slo_s: float | None = None) -> Result:
+    """:func:`sim.evaluate.evaluate` at the :func:`batch_choice` batch, which says in its notes
+    what limited the batch."""
+    choice = batch_choice(w, tpot_slo_s=tpot_slo_s)
+    r = evaluate(w, choice.batch)
+    return replace(r, notes=(*r.notes, choice.note))

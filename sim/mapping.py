@@ -30,7 +30,7 @@ from typing import Any
 
 from arch.base import ConfigError
 from arch.chip import System
-from sim.batching import max_batch
+from sim.batching import evaluate_max, max_batch
 from sim.evaluate import Result, Workload, evaluate, resolve_workload
 from workloads.capacity import MemoryPlan, weight_bytes_per_chip
 from workloads.model import ModelSpec
@@ -183,10 +183,9 @@ def _cost(w: Workload, batch: int | str, tpot_slo_s: float | None) -> Result | s
     if batch != "max":
         return evaluate(w, batch)
     try:
-        b = max_batch(w, tpot_slo_s=tpot_slo_s)
+        return evaluate_max(w, tpot_slo_s=tpot_slo_s)
     except ConfigError as exc:
         return str(exc)
-    return evaluate(w, b)
 
 
 def _objective(objective: str | None, batch: int | str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from arch.base import ConfigError
 from arch.chip import System
-from sim.batching import max_batch
+from sim.batching import evaluate_max
 from sim.evaluate import Result, evaluate, resolve_workload
 from sim.mapping import DEGREES, OBJECTIVES, Choice, choose_mapping, settled
 from workloads.model import ModelSpec
@@ -88,7 +88,7 @@ def predict(
         )
         return _with_mapping(choice)
     w = resolve_workload(**common, **given)
-    return evaluate(w, max_batch(w, tpot_slo_s=tpot_slo_s) if batch == "max" else batch)
+    return evaluate_max(w, tpot_slo_s=tpot_slo_s) if batch == "max" else evaluate(w, batch)
 
 
 def _with_mapping(choice: Choice) -> Result:
