@@ -221,11 +221,15 @@ def place_weights(
 
     Weights fill the fastest level first: addressable SRAM (less the reserve), then main memory
     beside the KV cache and activations (less the reserve), and only what neither holds streams
-    from a capacity tier every step. KV cache and activations live in main memory.
+    from a capacity tier every step. KV cache and activations live in main memory. On a chip
+    that fuses layers (dataflow, ``Chip.fused_layers``) the SRAM holds the streaming pipeline's
+    activations and buffers, and weights are served from main memory (SN40L: "actively used
+    models are cached and served from high bandwidth memory", DAC 2025 talk).
     """
     usable = 1 - reserve_fraction
     free = chips.main_capacity * usable - kv - activations
-    sram = np.minimum(weights, chips.scratch_capacity * usable)
+    for_weights = np.where(chips.activations_on_chip > 0, 0.0, chips.scratch_capacity)
+    sram = np.minimum(weights, for_weights * usable)
     main = np.clip(np.minimum(weights - sram, free), 0.0, None)
     tier = np.clip(np.minimum(weights - sram - main, chips.tier_capacity), 0.0, None)
     ok = (free >= 0) & (sram + main + tier >= weights * (1 - 1e-12))
