@@ -56,7 +56,9 @@ from sim.step import (
     trip_latency_s,
 )
 from workloads.capacity import (
+    LOGIT_BYTES,
     MemoryPlan,
+    activation_bytes_per_token,
     kv_bytes_per_chip,
     plan_memory,
     prefill_chunk,
@@ -127,8 +129,8 @@ class Workload:
             return Pass(math.ceil(batch / self.par.pp), seq, context, min(self.par.pp, batch))
         chunk = plan.prefill_chunk_tokens if plan and plan.prefill_chunk_tokens else batch * seq
         if chunk >= seq:
-            per = min(batch, chunk // seq)
-            return Pass(per, seq, context, math.ceil(batch / per), fill=True)
+            passes = math.ceil(batch / min(batch, chunk // seq))
+            return Pass(math.ceil(batch / passes), seq, context, passes, fill=True)
         pieces = math.ceil(seq / chunk)
         size = math.ceil(seq / pieces)
         mid = context + (pieces - 1) * size // 2
@@ -158,6 +160,10 @@ class Workload:
                                    tokens=batch * self.input_len, sequences=batch,
                                    weights=weights, kv=kv, reserve_fraction=rf,
                                    max_tokens=self.prefill_chunk_tokens)  # fmt: skip
+        # a decode micro-batch's activations and logits are live too (one token per sequence)
+        per_token = activation_bytes_per_token(self.model, self.par)
+        logits = self.model.vocab_size / self.par.tp * LOGIT_BYTES
+        act = max(act, self.shape("decode", batch, 1, 0).batch * (per_token + logits))
         plan = plan_memory(self.model, self.par, self.quant, self.system.chip, batch=batch,
                            context_len=context, activation_bytes=act, reserve_fraction=rf,
                            weights=weights, kv=kv)  # fmt: skip

@@ -193,19 +193,28 @@ def prefill_chunk(
     max_tokens: int,
 ) -> tuple[int, float]:
     """(tokens per prefill pass, activation bytes per chip) for ``tokens`` prompt tokens of
-    ``sequences`` sequences: at most ``max_tokens`` (the engine's token budget), and no more than
-    the memory left beside the weights and the KV cache holds (SRAM chips prefill in small
-    chunks). A pass always holds at least one token, fitting or not (the plan then says so)."""
+    ``sequences`` equal prompts: at most ``max_tokens`` (the engine's token budget), and no more
+    than the memory left beside the weights and the KV cache holds (SRAM chips prefill in small
+    chunks). A pass holds whole prompts (each with its logits) when one fits, else one prompt's
+    chunk; it always holds at least one token, fitting or not (the plan then says so). Where the
+    weights spill to a capacity tier anyway, the engine keeps its full token budget: a smaller
+    chunk would only stream the spilled weights once more per pass."""
     per_token = activation_bytes_per_token(model, par)
     logits = model.vocab_size / par.tp * LOGIT_BYTES
+    seq = max(1, tokens // max(sequences, 1))
+    budget = min(max_tokens, tokens)
     split = place_weights(ChipArrays.of(chip), weights=weights, kv=kv, activations=0.0,
                           reserve_fraction=reserve_fraction)[0]  # fmt: skip
-    in_main = split[1] if split.sum() > 0 else 1.0  # nothing fits: count them all in main
-    free = chip.main_memory.capacity_bytes * (1 - reserve_fraction) - kv - logits
-    free -= weights * in_main
-    chunk = max(1, min(max_tokens, tokens, int(free // per_token)))
-    per_chunk = min(sequences, max(1, chunk * sequences // max(tokens, 1)))
-    return chunk, chunk * per_token + per_chunk * logits
+    if split[2] > 0:
+        free = math.inf
+    else:
+        in_main = split[1] if split.sum() > 0 else 1.0  # nothing fits: all of them in main
+        free = chip.main_memory.capacity_bytes * (1 - reserve_fraction) - kv - weights * in_main
+    per = int(min(sequences, budget // seq, free // (seq * per_token + logits)))
+    if per >= 1:  # whole prompts per pass
+        return per * seq, per * (seq * per_token + logits)
+    chunk = int(max(1, min(budget, (free - logits) // per_token)))
+    return chunk, chunk * per_token + logits
 
 
 def place_weights(

@@ -1,5 +1,6 @@
 """The one evaluation path: hand-calculated energy, and every front door agreeing on one point."""
 
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -332,22 +333,24 @@ def test_prefill_chunk_fits_beside_weights_and_kv_on_an_sram_chip(tiny_chip, tin
     """Tiny model (hidden 64; QKV 128 wide, gated MLP up 256 wide) on one chip with 400,000 B of
     SRAM, reserve 10 %. Activations per token: 2 B x (2 x 64 residual + 256 widest) = 768 B;
     logits of one sequence: 256 x 4 B = 1,024 B. Batch 2, 90 in + 10 out: weights 213,632 B,
-    KV 2 x 100 tokens x 256 B = 51,200 B. Left for one chunk: 360,000 - 51,200 - 1,024 -
-    213,632 = 94,144 B -> 122 tokens (of the 180 prompt tokens), so each prompt (90 tokens) is
-    its own pass: 2 passes; activations 122 x 768 + 1,024 = 94,720 B, and everything fits."""
+    KV 2 x 100 tokens x 256 B = 51,200 B. Left for activations: 360,000 - 51,200 - 213,632 =
+    95,168 B. A whole prompt takes 90 x 768 + 1,024 = 70,144 B: one prompt per pass, 2 passes.
+    With 300,000 B of SRAM 5,168 B are left, less than a prompt: a pass holds
+    (5,168 - 1,024) // 768 = 5 tokens of one prompt (4,864 B)."""
     w = Workload(system=System(chip=_sram_tiny(tiny_chip, 400e3), count=1), model=tiny_model,
                  quant=get_quant("bf16"), par=Parallelism(), input_len=90, output_len=10,
                  eff=efficiency_for("test-family"))  # fmt: skip
     plan = w.plan(2)
-    assert plan.prefill_chunk_tokens == 122
-    assert plan.activations == pytest.approx(94_720)
+    assert plan.prefill_chunk_tokens == 90
+    assert plan.activations == pytest.approx(70_144)
     assert plan.fits
     sh = w.shape("prefill", 2, 90, 0, plan)
     assert (sh.batch, sh.seq, sh.passes, sh.fill) == (1, 90, 2, True)
     small = replace(w, system=System(chip=_sram_tiny(tiny_chip, 300e3), count=1))
-    assert small.plan(2).prefill_chunk_tokens == 5  # 270,000 - 265,856 = 4,144 B: 5 tokens
+    assert small.plan(2).prefill_chunk_tokens == 5
+    assert small.plan(2).activations == pytest.approx(4_864)
     tight = replace(w, system=System(chip=_sram_tiny(tiny_chip, 260e3), count=1))
-    assert not tight.plan(2).fits  # 234,000 B usable < weights + KV + logits = 265,856 B
+    assert not tight.plan(2).fits  # 234,000 B usable < weights + KV = 264,832 B
 
 
 def test_pipelined_prefill_is_one_chunk_through_every_stage_then_the_slowest(tiny_model):
@@ -419,3 +422,25 @@ def test_partial_spill_sits_between_all_sram_and_all_hbm(tiny_chip, tiny_model):
     assert all_sram.total_s < part.total_s < all_hbm.total_s
     saved = all_hbm.total_s - part.total_s  # the SRAM-held bytes no longer cross HBM
     assert saved == pytest.approx(share * 180_224 * (1 / 1e10 - 1 / 1e12), rel=1e-9)
+
+
+def test_a_bigger_batch_never_fits_again_once_one_does_not():
+    """Memory per chip grows with the batch (KV cache, the decode micro-batch), so fitting
+    turns false once and stays false: on 64 Groq chips with Llama-3.1-8B (512 in / 128 out) a
+    pass once held several prompts' logits it had no room for, and batches 5 to 43 were
+    reported as not fitting while 44 to 72 were."""
+    w = resolve_workload(system="groq-lpu:64", model="llama-3.1-8b", quant="fp8", tp=8, pp=8,
+                         input_len=512, output_len=128)  # fmt: skip
+    fits = [w.plan(b).fits for b in range(1, 150)]
+    assert fits[0] and not fits[-1]
+    assert sum(a != b for a, b in itertools.pairwise(fits)) == 1
+
+
+def test_the_last_prefill_pass_is_not_costed_as_a_full_one():
+    """H100, Llama-3.1-8B, 2,048-token prompts, 8,192-token passes: 8 prompts are 2 passes of
+    4; 9 prompts are 3 passes of 3 (not 3 of 4), so TTFT grows by about 3/2 x 3/4, not 3/2."""
+    w = resolve_workload(system="h100-sxm:1", model="llama-3.1-8b", quant="fp8", input_len=2048,
+                         output_len=128)  # fmt: skip
+    eight, nine = evaluate(w, 8).ttft_s, evaluate(w, 9).ttft_s
+    assert w.shape("prefill", 9, 2048, 0, w.plan(9)).batch == 3
+    assert 1.0 < nine / eight < 1.2
