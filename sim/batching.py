@@ -39,8 +39,8 @@ class BatchChoice:
         why = {
             "memory": "the next batch does not fit in memory",
             "slo": "the next batch misses the TPOT SLO",
-            "throughput": f"larger batches (up to {self.largest_fitting}) fit but deliver "
-            "fewer tokens/s",
+            "throughput": f"larger batches (up to {self.largest_fitting} fit in memory) "
+            "deliver fewer tokens/s or miss the SLO",
             "engine cap": f"the scheduler cap of {_CAP} sequences",
         }[self.limit]
         return f"--batch max chose {self.batch}: {why}"
@@ -92,9 +92,17 @@ def batch_choice(w: Workload, *, tpot_slo_s: float | None = None) -> BatchChoice
                 f"(TPOT {t * 1e3:.2f} ms); relax the SLO or add chips"
             )
         hi, limit = best, ("slo" if best < fits else limit)
-    scored = [(_tokens_per_s(w, b), b) for b in _grid(hi)]
-    tps, b = max(scored)
-    return BatchChoice(b, tps, limit if b == hi else "throughput", fits)
+    # the grid, plus the largest batch whose weights all stay off the capacity tier (throughput
+    # usually peaks right there), then a finer look around the best
+    resident = _largest(lambda b: w.plan(b).weight_split[2] == 0, hi) if hi else 0
+    candidates = set(_grid(hi)) | ({resident} if resident else set())
+    scored = {b: _tokens_per_s(w, b) for b in candidates}
+    best = max(scored, key=lambda b: (scored[b], b))
+    lo_b, hi_b = max(1, round(best / _STEP)), min(hi, round(best * _STEP))
+    for b in {round(lo_b * (hi_b / lo_b) ** (i / 6)) for i in range(7)} - scored.keys():
+        scored[b] = _tokens_per_s(w, b)
+    b = max(scored, key=lambda b: (scored[b], b))
+    return BatchChoice(b, scored[b], limit if b == hi else "throughput", fits)
 
 
 def max_batch(w: Workload, *, tpot_slo_s: float | None = None) -> int:
