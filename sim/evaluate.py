@@ -399,7 +399,7 @@ def evaluate(w: Workload, batch: int) -> Result:
             "calibrated": w.eff.calibrated,
             **w.eff.provenance(),
         },
-        "notes": tuple(_notes(w, plan)),
+        "notes": tuple(_notes(w, plan, batch)),
     }
     if not plan.fits:
         return Result(fits=False, **common)
@@ -436,7 +436,7 @@ def _config(w: Workload, batch: int) -> dict[str, Any]:
     }
 
 
-def _notes(w: Workload, plan: MemoryPlan) -> list[str]:
+def _notes(w: Workload, plan: MemoryPlan, plan_batch: int) -> list[str]:
     notes = []
     chip = w.system.chip
     want = w.quant.gemm_precision
@@ -460,5 +460,6 @@ def _notes(w: Workload, plan: MemoryPlan) -> list[str]:
     if plan.reason and plan.fits:
         notes.append(plan.reason)
     if w.par.pp > 1:
-        notes.append(f"decode pipelines {w.par.pp} micro-batches of ceil(batch/{w.par.pp})")
+        sh = w.shape("decode", plan_batch, 1, 0)
+        notes.append(f"decode pipelines {sh.passes} micro-batches of {sh.batch}")
     return notes

@@ -12,7 +12,7 @@ When some of ``tp``, ``pp``, ``ep``, ``dp`` are not given (``None``), :func:`cho
    that plan: for per-user speed and TTFT the fewest weight bytes per chip first (more chips per
    replica), for throughput, tokens/s per chip and energy the most first (more replicas);
 3. costs each survivor through the one evaluation path, :func:`sim.evaluate.evaluate` (after
-   :func:`sim.batching.max_batch` for ``"max"``, with the TPOT SLO when one is given);
+   :func:`sim.batching.evaluate_max` for ``"max"``, with the TPOT SLO when one is given);
 4. ranks them by an objective (:data:`OBJECTIVES`): by default per-user speed at a given batch
    (lowest TPOT, then lowest TTFT) and system output tokens/s at ``"max"``. Ties fall to lower
    TPOT, then lower TTFT, then enumeration order (tp, pp, ep ascending).

@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="latency, throughput, memory and energy of a static batch")
     add_target(p)
     p.add_argument("--batch", help="sequences per replica, or 'max'")
-    p.add_argument("--tpot-slo-ms", type=float, help="with --batch max: largest batch meeting it")
+    p.add_argument("--tpot-slo-ms", type=float, help="with --batch max: the best batch meeting it")
     p.add_argument(
         "--objective",
         choices=list(OBJECTIVES),

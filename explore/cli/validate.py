@@ -8,6 +8,7 @@ import csv
 from pathlib import Path
 
 from arch.base import ConfigError, strict_json
+from explore.validation.calibrate import informed_factors
 from explore.validation.validate import RowResult, metric_class, summarize, validate
 
 __all__ = ["add_parser", "run_calibrate", "run_physical", "run_validate"]
@@ -88,6 +89,7 @@ def _report(results, skipped, *, as_json: bool, csv_path: Path | None) -> int:
                             "describe": r.case.describe,
                             "assumption": r.case.assumption,
                             "error": r.error,
+                            "in_sample": bool(informed_factors(r.case)),
                         }
                         for r in results
                     ],
@@ -128,14 +130,16 @@ def _print(results, skipped, by_class, by_family, by_metric) -> None:
     from explore.report.tables import make_console
 
     con = make_console()
-    t = Table(title="Predicted vs measured (microbenchmarks are in-sample: calibration fits them)")
+    t = Table(title="Predicted vs measured (rows marked * are in-sample: calibration fits them "
+                    "— microbenchmarks, and the per-user speed rows that fit a static chip's "
+                    "layer latency)")
     for col in ("id", "class", "family", "metric", "measured", "predicted", "error", "case"):
         t.add_column(col, overflow="fold")
     for r in results:
         err = "n/a: " + r.error if r.pct_error is None else f"{r.pct_error:+.1f} %"
         pred = "-" if r.predicted is None else f"{r.predicted:,.4g}"
         t.add_row(
-            r.case.id,
+            r.case.id + ("*" if informed_factors(r.case) else ""),
             r.case.cls,
             r.case.family,
             r.case.metric,

@@ -8,6 +8,7 @@ from rich.table import Table
 from arch.base import strict_json
 from arch.presets import chip_names, load_chip
 from explore.api.predict import OBJECTIVES, Result
+from sim.step import BOUNDS
 from workloads.presets import load_model, model_names
 
 __all__ = ["print_predict", "print_presets", "print_show"]
@@ -102,14 +103,24 @@ def _print_perf(con: Console, r: Result) -> None:
 
 def _print_memory(con: Console, r: Result) -> None:
     m = r.memory
-    t = Table(title=f"Memory per chip (weights in {m.weights_level})")
-    for col in ("weights", "KV cache", "activations", "reserve", "total", "capacity", "fits"):
+    streamed = m.weight_split[2]
+    where = f"weights in {m.weights_level}"
+    if m.fits and max(m.weight_split) < 1 and r.workload is not None:
+        c = r.workload.system.chip
+        levels = (c.scratch, c.main_memory, c.capacity_tier)
+        where = "weights: " + ", ".join(
+            f"{100 * f:.0f} % {'streamed from ' if i == 2 else 'in '}{lvl.name}"
+            for i, (f, lvl) in enumerate(zip(m.weight_split, levels, strict=True)) if f > 0
+        )
+    t = Table(title=f"Memory per chip ({where})")
+    for col in ("weights held", "KV cache", "activations", "reserve", "total", "capacity", "fits"):
         t.add_column(col, justify="right")
-    total = m.weights + m.kv_cache + m.activations + m.reserve
+    held = m.weights * (1 - streamed) if m.fits else m.weights  # streamed bytes are not resident
+    total = held + m.kv_cache + m.activations + m.reserve
     t.add_row(
         *(
             f"{x / GB:,.2f} GB"
-            for x in (m.weights, m.kv_cache, m.activations, m.reserve, total, m.capacity)
+            for x in (held, m.kv_cache, m.activations, m.reserve, total, m.capacity)
         ),
         "yes" if m.fits else "NO",
     )
@@ -119,18 +130,11 @@ def _print_memory(con: Console, r: Result) -> None:
 def _print_bounds(con: Console, r: Result) -> None:
     t = Table(title="What binds each phase (share of step time)")
     t.add_column("phase")
-    for b in ("compute", "memory", "interconnect", "overhead"):
+    for b in BOUNDS:
         t.add_column(b, justify="right")
     t.add_column("bound")
     for phase, shares in r.bound_shares.items():
-        t.add_row(
-            phase,
-            *(
-                f"{100 * shares[b]:.0f} %"
-                for b in ("compute", "memory", "interconnect", "overhead")
-            ),
-            r.bound[phase],
-        )
+        t.add_row(phase, *(f"{100 * shares.get(b, 0.0):.0f} %" for b in BOUNDS), r.bound[phase])
     con.print(t)
 
 

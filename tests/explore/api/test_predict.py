@@ -50,15 +50,20 @@ def test_not_fitting_has_no_latency():
     assert r.memory.reason and r.to_dict()["min_chips"] >= 12
 
 
-def test_max_batch_fits_and_next_does_not():
-    from sim.evaluate import resolve_workload
+def test_max_batch_is_the_most_throughput_that_fits_and_says_why():
+    """--batch max fits, says what limited it, and no batch on its scan up to the largest that
+    fits delivers more tokens/s (the largest fitting one included)."""
+    from sim.batching import batch_choice
+    from sim.evaluate import evaluate, resolve_workload
 
-    r = predict("h100-sxm:8", "llama-3.1-70b", "fp8", tp=8, batch="max", **ARGS)
-    assert r.fits
-    w = resolve_workload(
-        system="h100-sxm:8", model="llama-3.1-70b", quant="fp8", tp=8, input_len=512, output_len=64
-    )
-    assert not w.plan(r.batch + 1).fits or r.batch == 1 << 16
+    r = predict("h100-sxm:8", "llama-3.1-70b", "fp8", tp=8, pp=1, dp=1, batch="max", **ARGS)
+    assert r.fits and any(n.startswith("--batch max chose") for n in r.notes)
+    w = resolve_workload(system="h100-sxm:8", model="llama-3.1-70b", quant="fp8", tp=8,
+                         input_len=512, output_len=64)  # fmt: skip
+    c = batch_choice(w)
+    assert c.batch == r.batch and not w.plan(c.largest_fitting + 1).fits
+    for b in (1, r.batch // 2, c.largest_fitting):
+        assert evaluate(w, b).output_tokens_per_s <= r.output_tokens_per_s * (1 + 1e-12)
 
 
 def test_tpot_slo_respected_and_tight():
