@@ -41,7 +41,7 @@ from typing import Any, Literal
 import numpy as np
 
 from arch.base import ConfigError
-from arch.chip import System
+from arch.chip import ChipArrays, System
 from arch.efficiency import FamilyEfficiency, efficiency_for
 from arch.presets import parse_system
 from kernels import layout as L
@@ -156,18 +156,26 @@ class Workload:
         weights = weight_bytes_per_chip(self.model, self.par, self.quant)
         context = self.input_len + self.output_len
         kv = kv_bytes_per_chip(self.model, self.par, self.quant, batch=batch, context_len=context)
-        chunk, act = prefill_chunk(self.model, self.par, self.system.chip,
-                                   tokens=batch * self.input_len, sequences=batch,
-                                   weights=weights, kv=kv, reserve_fraction=rf,
+        chunk, act = self.activations(ChipArrays.of(self.system.chip), batch, weights=weights,
+                                      kv=kv)  # fmt: skip
+        plan = plan_memory(self.model, self.par, self.quant, self.system.chip, batch=batch,
+                           context_len=context, activation_bytes=float(act[0]),
+                           reserve_fraction=rf, weights=weights, kv=kv)  # fmt: skip
+        return replace(plan, prefill_chunk_tokens=int(chunk[0]))
+
+    def activations(
+        self, chips: ChipArrays, batch: int, *, weights: float, kv: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(prefill chunk tokens, activation bytes) per chip of ``chips``: the chunk's footprint,
+        or a decode micro-batch's activations and logits if larger (one token per sequence)."""
+        chunk, act = prefill_chunk(self.model, self.par, chips, tokens=batch * self.input_len,
+                                   sequences=batch, weights=weights, kv=kv,
+                                   reserve_fraction=self.eff.value("memory_reserve_fraction"),
                                    max_tokens=self.prefill_chunk_tokens)  # fmt: skip
-        # a decode micro-batch's activations and logits are live too (one token per sequence)
         per_token = activation_bytes_per_token(self.model, self.par)
         logits = self.model.vocab_size / self.par.tp * LOGIT_BYTES
-        act = max(act, self.shape("decode", batch, 1, 0).batch * (per_token + logits))
-        plan = plan_memory(self.model, self.par, self.quant, self.system.chip, batch=batch,
-                           context_len=context, activation_bytes=act, reserve_fraction=rf,
-                           weights=weights, kv=kv)  # fmt: skip
-        return replace(plan, prefill_chunk_tokens=chunk)
+        decode = self.shape("decode", batch, 1, 0).batch * (per_token + logits)
+        return chunk, np.maximum(act, decode)
 
     def step(
         self, phase: Phase, batch: int, *, seq: int, context: int, plan: MemoryPlan | None

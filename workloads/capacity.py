@@ -183,7 +183,7 @@ def activation_bytes_per_token(model: ModelSpec, par: Parallelism) -> float:
 def prefill_chunk(
     model: ModelSpec,
     par: Parallelism,
-    chip: Chip,
+    chips: ChipArrays,
     *,
     tokens: int,
     sequences: int,
@@ -191,30 +191,29 @@ def prefill_chunk(
     kv: float,
     reserve_fraction: float,
     max_tokens: int,
-) -> tuple[int, float]:
-    """(tokens per prefill pass, activation bytes per chip) for ``tokens`` prompt tokens of
-    ``sequences`` equal prompts: at most ``max_tokens`` (the engine's token budget), and no more
-    than the memory left beside the weights and the KV cache holds (SRAM chips prefill in small
-    chunks). A pass holds whole prompts (each with its logits) when one fits, else one prompt's
-    chunk; it always holds at least one token, fitting or not (the plan then says so). Where the
-    weights spill to a capacity tier anyway, the engine keeps its full token budget: a smaller
-    chunk would only stream the spilled weights once more per pass."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens per prefill pass, activation bytes per chip) of each chip for ``tokens`` prompt
+    tokens of ``sequences`` equal prompts: at most ``max_tokens`` (the engine's token budget),
+    and no more than the memory left beside the weights and the KV cache holds (SRAM chips
+    prefill in small chunks). A pass holds whole prompts (each with its logits) when one fits,
+    else one prompt's chunk; it always holds at least one token, fitting or not (the plan then
+    says so). Where the weights spill to a capacity tier anyway, the engine keeps its full token
+    budget: a smaller chunk would only stream the spilled weights once more per pass."""
     per_token = activation_bytes_per_token(model, par)
     logits = model.vocab_size / par.tp * LOGIT_BYTES
     seq = max(1, tokens // max(sequences, 1))
     budget = min(max_tokens, tokens)
-    split = place_weights(ChipArrays.of(chip), weights=weights, kv=kv, activations=0.0,
-                          reserve_fraction=reserve_fraction)[0]  # fmt: skip
-    if split[2] > 0:
-        free = math.inf
-    else:
-        in_main = split[1] if split.sum() > 0 else 1.0  # nothing fits: all of them in main
-        free = chip.main_memory.capacity_bytes * (1 - reserve_fraction) - kv - weights * in_main
-    per = int(min(sequences, budget // seq, free // (seq * per_token + logits)))
-    if per >= 1:  # whole prompts per pass
-        return per * seq, per * (seq * per_token + logits)
-    chunk = int(max(1, min(budget, (free - logits) // per_token)))
-    return chunk, chunk * per_token + logits
+    split = place_weights(chips, weights=weights, kv=kv, activations=0.0,
+                          reserve_fraction=reserve_fraction)  # fmt: skip
+    in_main = np.where(split.sum(axis=1) > 0, split[:, 1], 1.0)  # nothing fits: all in main
+    free = chips.main_capacity * (1 - reserve_fraction) - kv - weights * in_main
+    free = np.where(split[:, 2] > 0, 1e30, free)  # no limit (finite: floor division of inf is nan)
+    per = np.minimum(min(sequences, budget // seq), free // (seq * per_token + logits))
+    part = np.maximum(1, np.minimum(budget, (free - logits) // per_token))
+    whole = per >= 1  # whole prompts per pass
+    chunk = np.where(whole, per * seq, part)
+    act = np.where(whole, per * (seq * per_token + logits), part * per_token + logits)
+    return chunk.astype(np.int64), act
 
 
 def place_weights(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from explore.search.objectives import (
 )
 from explore.search.space import Space, load_space
 from kernels.pack import base_row, pack_rows
-from sim.evaluate import cost_run
+from sim.evaluate import RunCost, cost_run
 from workloads.capacity import place_weights
 from workloads.presets import load_model
 
@@ -100,12 +101,12 @@ def _combo(space: Space, params: dict, phys: DesignArrays, ref) -> dict[str, np.
     model, _ = build_model(base_model, section(params, "model"), space.quality)
     dep, w = deployment(ref, model, space.base, params)
     b = dep["batch"]
-    plan = w.plan(b)
-    place = place_weights(phys.chips, weights=plan.weights, kv=plan.kv_cache,
-                          activations=plan.activations,
+    plan = w.plan(b)  # bytes (the same on every design); chunk and placement are per design
+    chunk, act = w.activations(phys.chips, b, weights=plan.weights, kv=plan.kv_cache)
+    place = place_weights(phys.chips, weights=plan.weights, kv=plan.kv_cache, activations=act,
                           reserve_fraction=w.eff.value("memory_reserve_fraction"))  # fmt: skip
     rows = pack_rows(base_row(w.system, w.eff), phys.chips, place)
-    run = cost_run(w, b, rows)
+    run = _by_chunk(w, b, rows, plan, chunk)
     m = run_metrics(run, chips=dep["chips"], tdp_w=phys.chips.tdp_w, idle_w=phys.chips.idle_w,
                     price_usd=phys.cost["total"], area_mm2=phys.package["silicon_mm2"],
                     tco=tco_inputs(space.base), params=float(model.total_params()),
@@ -115,6 +116,23 @@ def _combo(space: Space, params: dict, phys: DesignArrays, ref) -> dict[str, np.
     out = {k: m[k] * nan if k in _PERFORMANCE else m[k] for k in OUT_METRICS if k in m}
     return out | {"fits": ok.astype(float), "power_w": run.power_w * nan,
                   "package_ok": phys.package["fits"].astype(float)}  # fmt: skip
+
+
+def _by_chunk(w, batch: int, rows: np.ndarray, plan, chunk: np.ndarray) -> RunCost:
+    """:func:`cost_run` of every design, one call per distinct prefill chunk (designs with
+    large memories share the engine's full chunk)."""
+    parts = {}
+    for c in np.unique(chunk):
+        sel = chunk == c
+        at_chunk = replace(plan, prefill_chunk_tokens=int(c))
+        parts[int(c)] = (sel, cost_run(w, batch, rows[sel], at_chunk))
+    out = {}
+    for f in RunCost.__dataclass_fields__:
+        col = np.empty(len(rows))
+        for sel, run in parts.values():
+            col[sel] = getattr(run, f)
+        out[f] = col
+    return RunCost(**out)
 
 
 def _cannot_run(phys: DesignArrays, reason: str) -> dict[str, np.ndarray]:

@@ -444,3 +444,26 @@ def test_the_last_prefill_pass_is_not_costed_as_a_full_one():
     eight, nine = evaluate(w, 8).ttft_s, evaluate(w, 9).ttft_s
     assert w.shape("prefill", 9, 2048, 0, w.plan(9)).batch == 3
     assert 1.0 < nine / eight < 1.2
+
+
+def test_sweep_sizes_prefill_chunks_per_design_like_the_search(tmp_path):
+    """SRAM-only designs (no HBM) on 8 chips with Llama-3.1-8B: the prefill chunk depends on
+    the SRAM each design has left beside its weights and KV, so the sweep sizes it per design
+    (not from the reference chip) and every row equals the search's one-point evaluation."""
+    path = tmp_path / "sram.toml"
+    path.write_text(
+        '[study]\nobjectives = ["tokens_per_s_per_user"]\n[base]\nmodel = "llama-3.1-8b"\n'
+        'quant = "fp8"\ninput_len = 2048\noutput_len = 64\nchips = 8\nbatch = 8\n'
+        '[base.chip]\nnode = "N4"\npeak_bf16_flops_per_s = 5e14\nlinks = 4\n'
+        "[chip]\nsram_bytes = { choices = [1.45e9, 1.6e9, 3e9] }\n"
+    )
+    space = load_space(path)
+    cols = sweep(space).columns
+    chunks = []
+    for i in range(len(cols["fits"])):
+        params = {"chip.sram_bytes": cols["chip.sram_bytes"][i]}
+        point = evaluate_point(space.base, params)
+        chunks.append(point.workload.plan(8).prefill_chunk_tokens)
+        for key in ("ttft_s", "tpot_s", "tokens_per_s"):
+            assert cols[key][i] == pytest.approx(point.metrics[key], rel=REL), (key, params)
+    assert len(set(chunks)) > 1  # the designs do get different chunks
