@@ -25,6 +25,7 @@ chips, smallest count first.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -286,6 +287,7 @@ def choose_mapping(
     cap = max_candidates or MAX_CANDIDATES["max" if batch == "max" else "batch"]
     pool = _screen(ws, batch, objective, cap)
     costed = [_cost(w, batch, tpot_slo_s) for w in pool.keep]
+    costed = [_named(c, w) for c, w in zip(costed, pool.keep, strict=True)]
     ok = sorted((r for r in costed if isinstance(r, Result) and r.fits),
                 key=lambda r: _rank_key(r, objective))  # fmt: skip
     chosen_by = _chosen_by(objective, batch, tpot_slo_s)
@@ -315,8 +317,10 @@ def _nothing_runs(
     """Batch given: the closest mapping, not fitting. ``"max"``: why nothing runs, raised."""
     if len(costed) == 1:  # it fits at batch 1 but misses the TPOT SLO
         raise ConfigError(str(costed[0]))
-    if costed:
-        raise ConfigError(f"none of the {len(costed)} mappings that fit runs: {costed[0]}")
+    if costed:  # every one misses the SLO: quote the fastest
+        fastest = min(costed, key=_tpot_in)
+        raise ConfigError(f"none of the {len(costed)} mappings that fit runs; the fastest: "
+                          f"{fastest}")  # fmt: skip
     assert pool.closest is not None
     if batch == "max":
         try:
@@ -326,6 +330,19 @@ def _nothing_runs(
     why = (f"none of the {valid} valid mappings fits at batch {batch}; shown: the closest "
            "(least memory per chip over capacity)")  # fmt: skip
     return evaluate(pool.closest, 1 if batch == "max" else int(batch)), why
+
+
+def _named(c: Result | str, w: Workload) -> Result | str:
+    """A candidate's SLO miss, with its mapping."""
+    if isinstance(c, Result):
+        return c
+    p = w.par
+    return f"TP{p.tp} PP{p.pp} EP{p.ep} DP{p.dp}: {c}"
+
+
+def _tpot_in(message: str) -> float:
+    hit = re.search(r"TPOT ([0-9.]+) ms", message)
+    return float(hit.group(1)) if hit else math.inf
 
 
 def _valid_tps(model: ModelSpec) -> list[int]:

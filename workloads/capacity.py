@@ -208,6 +208,8 @@ def prefill_chunk(
     in_main = np.where(split.sum(axis=1) > 0, split[:, 1], 1.0)  # nothing fits: all in main
     free = chips.main_capacity * (1 - reserve_fraction) - kv - weights * in_main
     free = np.where(split[:, 2] > 0, 1e30, free)  # no limit (finite: floor division of inf is nan)
+    fused = (chips.activations_on_chip > 0) & (chips.scratch_capacity > 0)
+    free = np.where(fused, chips.scratch_capacity * (1 - reserve_fraction), free)  # in SRAM
     per = np.minimum(min(sequences, budget // seq), free // (seq * per_token + logits))
     part = np.maximum(1, np.minimum(budget, (free - logits) // per_token))
     whole = per >= 1  # whole prompts per pass
@@ -231,16 +233,19 @@ def place_weights(
     beside the KV cache and activations (less the reserve), and only what neither holds streams
     from a capacity tier every step. KV cache and activations live in main memory. On a chip
     that fuses layers (dataflow, ``Chip.fused_layers``) the SRAM holds the streaming pipeline's
-    activations and buffers, and weights are served from main memory (SN40L: "actively used
-    models are cached and served from high bandwidth memory", DAC 2025 talk).
+    activations and buffers (they must fit there, and take no main memory), and weights are
+    served from main memory (SN40L: "actively used models are cached and served from high
+    bandwidth memory", DAC 2025 talk).
     """
     usable = 1 - reserve_fraction
-    free = chips.main_capacity * usable - kv - activations
-    for_weights = np.where(chips.activations_on_chip > 0, 0.0, chips.scratch_capacity)
+    fused = (chips.activations_on_chip > 0) & (chips.scratch_capacity > 0)
+    free = chips.main_capacity * usable - kv - np.where(fused, 0.0, activations)
+    for_weights = np.where(fused, 0.0, chips.scratch_capacity)
     sram = np.minimum(weights, for_weights * usable)
     main = np.clip(np.minimum(weights - sram, free), 0.0, None)
     tier = np.clip(np.minimum(weights - sram - main, chips.tier_capacity), 0.0, None)
     ok = (free >= 0) & (sram + main + tier >= weights * (1 - 1e-12))
+    ok &= ~fused | (activations <= chips.scratch_capacity * usable)  # fused: they sit in SRAM
     split = np.stack([sram, main, tier], axis=1) / max(weights, 1e-30)
     return np.where(ok[:, None], split, 0.0)
 
