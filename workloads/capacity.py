@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -76,23 +77,41 @@ def _end_bytes(model: ModelSpec, par: Parallelism) -> tuple[float, float]:
 
 
 def stage_of_layers(model: ModelSpec, par: Parallelism, quant: QuantSpec) -> list[int]:
-    """Pipeline stage of each layer: contiguous blocks balanced by resident weight bytes, the
-    embedding table counted on the first stage and the LM head on the last (the one
-    layer-to-stage split; the op graph and the memory plan both use it). A layer goes to the
-    stage its middle byte falls in, every stage keeps at least one layer."""
-    n, pp = model.num_layers, par.pp
-    if pp == 1:
-        return [0] * n
-    sizes = _layer_bytes(model, par, quant)
+    """Pipeline stage of each layer: contiguous blocks with the least bytes on the most loaded
+    stage, the embedding table counted on the first stage and the LM head on the last (the one
+    layer-to-stage split; the op graph and the memory plan both use it). Every stage keeps at
+    least one layer."""
+    if par.pp == 1:
+        return [0] * model.num_layers
     first, last = _end_bytes(model, par)
-    target = (sum(sizes) + first + last) / pp
-    out, acc, prev = [], first, 0
-    for i, size in enumerate(sizes):
-        stage = max(int((acc + size / 2) // target), prev, pp - (n - i))
-        stage = 0 if i == 0 else min(stage, prev + 1, pp - 1)
-        out.append(stage)
-        prev, acc = stage, acc + size
-    return out
+    return list(_min_max_split(tuple(_layer_bytes(model, par, quant)), first, last, par.pp))
+
+
+@lru_cache(maxsize=512)
+def _min_max_split(sizes: tuple[float, ...], first: float, last: float, pp: int) -> tuple:
+    """The contiguous split of ``sizes`` into ``pp`` non-empty stages whose heaviest stage
+    (``first`` added to stage 0, ``last`` to the final one) is lightest: dynamic programming
+    over the stage boundaries, vectorized over the previous boundary (cached: a model and its
+    parallelism have one answer)."""
+    n = len(sizes)
+    pre = np.concatenate([[0.0], np.cumsum(sizes)])
+    best = np.full((pp + 1, n + 1), np.inf)
+    prev = np.zeros((pp + 1, n + 1), dtype=np.int64)
+    best[0, 0] = 0.0
+    for k in range(1, pp + 1):
+        ends = [n] if k == pp else range(k, n - (pp - k) + 1)
+        for j in ends:
+            i = np.arange(k - 1, j)
+            load = pre[j] - pre[i] + (first if k == 1 else 0.0) + (last if k == pp else 0.0)
+            cost = np.maximum(best[k - 1, i], load)
+            t = int(np.argmin(cost))
+            best[k, j], prev[k, j] = cost[t], i[t]
+    out, j = [0] * n, n
+    for k in range(pp, 0, -1):
+        i = int(prev[k, j])
+        out[i:j] = [k - 1] * (j - i)
+        j = i
+    return tuple(out)
 
 
 def _stage_layers(model: ModelSpec, par: Parallelism, quant: QuantSpec) -> list[list[int]]:

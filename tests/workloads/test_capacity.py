@@ -88,3 +88,24 @@ def test_stages_are_balanced_by_bytes_with_the_embedding_and_head():
     assert weight_bytes_per_chip(m, par, q) == max(per)
     one = stage_of_layers(m, Parallelism(tp=1, pp=80), q)
     assert one == list(range(80))  # every stage keeps at least one layer
+
+
+def test_the_stage_split_is_the_lightest_heaviest_stage_by_brute_force():
+    """Llama-3.1-8B FP8 over 5 stages: every way to cut 32 layers into 5 non-empty contiguous
+    blocks (C(31, 4) = 31,465) is tried; none has a lighter heaviest stage than the split the
+    plan uses (embedding on the first stage, LM head on the last)."""
+    import itertools
+
+    from workloads.capacity import stage_of_layers, stage_weight_bytes
+
+    m, q, par = load_model("llama-3.1-8b"), get_quant("fp8"), Parallelism(pp=5)
+    one_each = stage_weight_bytes(m, Parallelism(pp=32), q)  # one layer per stage
+    layer = one_each[1]
+    first, last = one_each[0] - layer, one_each[-1] - layer
+    best = min(
+        max(first + layer * (cuts[0]), *(layer * (b - a) for a, b in itertools.pairwise(cuts)),
+            layer * (32 - cuts[-1]) + last)
+        for cuts in itertools.combinations(range(1, 32), 4)
+    )  # fmt: skip
+    assert max(stage_weight_bytes(m, par, q)) == pytest.approx(best, rel=1e-12)
+    assert len(set(stage_of_layers(m, par, q))) == 5
