@@ -297,8 +297,13 @@ def plan_memory(
         "reserve": reserve,
         "capacity": main.capacity_bytes,
     }
-    split = place_weights(ChipArrays.of(chip), weights=weights, kv=kv,
-                          activations=activation_bytes, reserve_fraction=reserve_fraction)[0]
+    split = place_weights(
+        ChipArrays.of(chip),
+        weights=weights,
+        kv=kv,
+        activations=activation_bytes,
+        reserve_fraction=reserve_fraction,
+    )[0]
     if split.sum() == 0:
         return MemoryPlan(
             **common,
@@ -306,15 +311,20 @@ def plan_memory(
             weights_in="main",
             weights_level=main.name,
             reason=_why(weights, kv, activation_bytes, reserve, main),
-            min_chips=_min_chips(weights, kv, activation_bytes, main, reserve_fraction,
-                                 par.chips),
+            min_chips=_min_chips(weights, kv, activation_bytes, main, reserve_fraction, par.chips),
         )
     levels = (chip.scratch, main, chip.capacity_tier)
     top = int(np.argmax(split))
     where = WEIGHT_PLACES[top]
     shares = (float(split[0]), float(split[1]), float(split[2]))
-    return MemoryPlan(**common, fits=True, weights_in=where, weights_level=levels[top].name,
-                      reason=_split_note(split, levels), weight_split=shares)  # type: ignore[arg-type]
+    return MemoryPlan(
+        **common,
+        fits=True,
+        weights_in=where,
+        weights_level=levels[top].name,
+        reason=_split_note(split, levels),
+        weight_split=shares,
+    )  # type: ignore[arg-type]
 
 
 def _split_note(split: np.ndarray, levels: tuple) -> str:

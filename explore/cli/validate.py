@@ -130,9 +130,11 @@ def _print(results, skipped, by_class, by_family, by_metric) -> None:
     from explore.report.tables import make_console
 
     con = make_console()
-    t = Table(title="Predicted vs measured (rows marked * are in-sample: calibration fits them "
-                    "— microbenchmarks, and the per-user speed rows that fit a static chip's "
-                    "layer latency)")
+    t = Table(
+        title="Predicted vs measured (rows marked * are in-sample: calibration fits them "
+        "— microbenchmarks, and the per-user speed rows that fit a static chip's "
+        "layer latency)"
+    )
     for col in ("id", "class", "family", "metric", "measured", "predicted", "error", "case"):
         t.add_column(col, overflow="fold")
     for r in results:

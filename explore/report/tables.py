@@ -110,7 +110,8 @@ def _print_memory(con: Console, r: Result) -> None:
         levels = (c.scratch, c.main_memory, c.capacity_tier)
         where = "weights: " + ", ".join(
             f"{100 * f:.0f} % {'streamed from ' if i == 2 else 'in '}{lvl.name}"
-            for i, (f, lvl) in enumerate(zip(m.weight_split, levels, strict=True)) if f > 0
+            for i, (f, lvl) in enumerate(zip(m.weight_split, levels, strict=True))
+            if f > 0
         )
     t = Table(title=f"Memory per chip ({where})")
     for col in ("weights held", "KV cache", "activations", "reserve", "total", "capacity", "fits"):

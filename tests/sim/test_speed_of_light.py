@@ -37,8 +37,11 @@ def test_no_prediction_beats_bandwidth_latency_or_peak(case):
     chip = w.system.chip
     levels = (chip.scratch, chip.main_memory, chip.capacity_tier)
     # seconds per weight byte at the peak of each level, weighted by the share it holds
-    per_byte = sum(f / lvl.bandwidth_bytes_per_s
-                   for f, lvl in zip(r.memory.weight_split, levels, strict=True) if f > 0)
+    per_byte = sum(
+        f / lvl.bandwidth_bytes_per_s
+        for f, lvl in zip(r.memory.weight_split, levels, strict=True)
+        if f > 0
+    )
     # every stage reads its share; the most loaded chip bounds each stage from below
     weights = weight_bytes_per_chip(w.model, w.par, w.quant) if pp == 1 else (
         w.model.total_params(active=True) * w.quant.w.bytes_per_element / tp)  # fmt: skip
