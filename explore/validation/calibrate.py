@@ -62,6 +62,9 @@ NOT_BORROWED = (
 # latency_s until the family fits a collective step latency): never passed as an override
 # unless fitted, so the fit costs collectives as validation does
 PRIOR_MEANS_CHIP = ("collective_step_latency_s",)
+# factors a family without rows for them takes as a ratio to its own base factor, never as
+# another family's absolute value (an 8-bit GEMM from the family's own 16-bit fit)
+RATIOS = {"gemm_8bit": "gemm_16bit"}
 MAX_ROUNDS = 4  # derived cross-family defaults feed back into the fit; 2-3 rounds converge
 SAME_REL = 1e-5  # values equal to this (the file keeps 6 digits) count as unchanged
 FITTED = EFFICIENCY_DIR / "fitted.toml"
@@ -181,14 +184,46 @@ def fit(
 def derived_defaults(fitted: dict) -> dict[str, tuple[float, list[str]]]:
     """{factor: (median over the families that fit it, those families)} for the borrowable
     fractions of a peak (fixed costs and the roofline exponent depend on the software stack and
-    are not borrowed; global factors are already shared)."""
+    are not borrowed; global factors are already shared). A factor with a base in
+    :data:`RATIOS` is never borrowed as an absolute value: it is the base's median times the
+    cross-family ratio (:func:`ratio_of`)."""
     fams = sorted(k for k in fitted if k != "*")
     out = {}
     for f in FACTORS:
         src = [fam for fam in fams if f in fitted[fam]]
-        if src and f not in fitted.get("*", {}) and f not in NOT_BORROWED:
+        if src and f not in fitted.get("*", {}) and f not in NOT_BORROWED and f not in RATIOS:
             out[f] = (float(np.median([fitted[fam][f][0] for fam in src])), src)
+    for f, base in RATIOS.items():
+        ratio, src = ratio_of(fitted, f)
+        if base in out and src:
+            out[f] = (out[base][0] * ratio, src)
     return out
+
+
+def ratio_of(fitted: dict, factor: str) -> tuple[float, list[str]]:
+    """(median of ``factor / base`` over the families that fit both, capped at 1, those
+    families): a lower precision reaches no more of its peak than the higher one does of its
+    own, so a derived rate never exceeds the hardware's peak ratio."""
+    base = RATIOS[factor]
+    src = sorted(k for k, fs in fitted.items() if k != "*" and factor in fs and base in fs)
+    if not src:
+        return 1.0, []
+    ratios = [fitted[fam][factor][0] / fitted[fam][base][0] for fam in src]
+    return min(1.0, float(np.median(ratios))), src
+
+
+def family_derived(fitted: dict) -> dict[str, dict[str, tuple[float, str]]]:
+    """{family: {factor: (value, note)}} for a family that fits a ratio factor's base but not
+    the factor itself: its own base times the cross-family ratio (AMD's 8-bit GEMMs from AMD's
+    16-bit fit, never from another family's absolute 8-bit value)."""
+    out: dict[str, dict[str, tuple[float, str]]] = defaultdict(dict)
+    for f, base in RATIOS.items():
+        ratio, src = ratio_of(fitted, f)
+        for fam, fs in fitted.items():
+            if fam != "*" and base in fs and f not in fs and src:
+                note = f"own {base} x the {f}/{base} ratio {ratio:.3f} of {', '.join(src)}"
+                out[fam][f] = (fs[base][0] * ratio, note)
+    return dict(out)
 
 
 def _converged(a: dict, b: dict, rel: float = 1e-3) -> bool:
@@ -232,12 +267,16 @@ def render_fitted(fitted: dict, in_sample: dict[str, float], sources: list[str])
     for f, (v, rows) in fitted.get("*", {}).items():
         lines.append(f"{f} = " + _toml_factor(v, "fitted", rows, "shared by all families"))
     for f, (v, src) in derived_defaults(fitted).items():
-        note = f"median of the fits for {', '.join(src)}"
+        how = "median" if f not in RATIOS else f"median {RATIOS[f]} x the cross-family ratio,"
+        note = f"{how} of the fits for {', '.join(src)}"
         lines.append(f"{f} = " + _toml_factor(v, "derived", [], note))
+    own = family_derived(fitted)
     for fam in sorted(k for k in fitted if k != "*"):
         lines += ["", f"[{fam}]"]
         for f, (v, rows) in sorted(fitted[fam].items()):
             lines.append(f"{f} = " + _toml_factor(v, "fitted", rows, "joint log least squares"))
+        for f, (v, note) in sorted(own.get(fam, {}).items()):
+            lines.append(f"{f} = " + _toml_factor(v, "derived", [], note))
     return "\n".join(lines) + "\n"
 
 

@@ -112,3 +112,16 @@ def test_pipeline_stages_and_sends():
 def test_bad_shapes_rejected(tiny_model):
     with pytest.raises(ValueError):
         _decode(tiny_model, batch=0)
+
+
+def test_attention_never_runs_below_8_bits():
+    """An NVFP4 checkpoint (FP4 activations) runs its GEMMs at FP4 but attention at FP8, as
+    engines do (TRT-LLM's FP8 context FMHA); FP8 and BF16 models keep their own."""
+    from workloads.ops import precision_code
+
+    m = load_model("llama-3.1-8b")
+    for quant, want in (("fp4", "fp8"), ("fp8", "fp8"), ("bf16", "bf16")):
+        g = build_graph(m, phase="decode", batch=1, seq_len=1, context_len=100,
+                        parallelism=Parallelism(), quant=get_quant(quant))  # fmt: skip
+        attn = g.precision[g.kind == int(OpKind.ATTN_DECODE)]
+        assert set(attn.tolist()) == {precision_code(want)}, quant
