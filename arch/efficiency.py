@@ -28,6 +28,9 @@ Each factor is the achievable fraction of a peak (or a fixed cost) for one kerne
   throughput of a full pipeline. 0 where ``kernel_overhead_s`` models the per-op cost (GPUs).
 * ``stage_hop_latency_s``: fixed latency of handing a micro-batch from one pipeline stage to the
   next (chip to chip, wafer to wafer), beyond the bytes' transfer time.
+* ``energy_scale``: multiplier on every per-FLOP and per-byte energy of the chip preset (its
+  datasheet- or paper-derived J/FLOP and J/B leave out clocks, control and data movement inside
+  the chip); fitted with ``active_power_fraction`` on the board-power rows.
 
 Resolution order, later wins: the ``default`` prior, the derived cross-family default of
 ``fitted.toml`` (median of fitted families), the family's own prior, the family's own fit. A family
@@ -69,6 +72,7 @@ FACTORS = (
     "active_power_fraction",
     "layer_latency_s",
     "stage_hop_latency_s",
+    "energy_scale",
 )
 
 
@@ -95,6 +99,7 @@ class FamilyEfficiency(Frozen):
     active_power_fraction: Factor
     layer_latency_s: Factor
     stage_hop_latency_s: Factor
+    energy_scale: Factor
 
     @property
     def calibrated(self) -> bool:

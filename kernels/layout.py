@@ -58,9 +58,9 @@ UP_DIM_Y = 56
 UP_DIM_Z = 57
 UP_HOP_LAT = 58
 UP_WRAP = 59
-# weights that do not fit the level they are read from spill to this one (partial placement)
-BW_SPILL = 60
-E_SPILL = 61
+# multiplier on every dynamic energy per FLOP and per byte (the family's fitted energy scale)
+E_SCALE = 60
+SPARE = 61  # unused
 # fixed latencies of statically scheduled / dataflow chips: per layer, per pipeline-stage hop
 LAT_LAYER = 62
 LAT_STAGE_HOP = 63

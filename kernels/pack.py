@@ -101,6 +101,7 @@ def base_row(
     d[L.DIRECT_ALGOS] = direct_collectives
     d[L.E_LINK] = system.chip.scale_up.energy_j_per_byte
     d[L.LAT_LAYER] = eff.value("layer_latency_s")
+    d[L.E_SCALE] = eff.value("energy_scale")
     d[L.LAT_STAGE_HOP] = eff.value("stage_hop_latency_s")
     return d
 
@@ -142,6 +143,8 @@ def pack_rows(base: np.ndarray, chips: ChipArrays, split: np.ndarray) -> np.ndar
     d[:, L.E_VFLOP] = chips.vector_j_per_flop
     d[:, L.PEAK16] = d[:, L.PEAK0 + PRECISIONS.index("bf16")]
     d[:, L.IDLE_W], d[:, L.TDP_W] = chips.idle_w, chips.tdp_w
+    energies = [L.E_FLOP16, L.E_VFLOP, L.E_WEIGHTS, L.E_KV, L.E_ACT, L.E_LINK]
+    d[:, energies] *= d[:, [L.E_SCALE]]
     return d
 
 

@@ -5,9 +5,10 @@ bandwidth, attention TFLOP/s, all-reduce bus bandwidth and latency, link bandwid
 ``log(predicted / measured)``, parameters in log space. Each chip family gets only the factors its
 own rows inform; fractions of a peak are bounded to (0.05, 1]. A weak log-normal prior (weight
 ``PRIOR_WEIGHT``) keeps a factor its rows cannot pin down near its prior instead of letting it
-drift. End-to-end rows are never fitted on: they are the validation. The public per-user speed
-rows (class ``api``) of statically scheduled and dataflow families fit their per-layer latency
-(``layer_latency_s``): in-sample, reported as such.
+drift. End-to-end rows are the validation, except two kinds, in-sample and reported as such:
+the public per-user speed rows (class ``api``) of statically scheduled and dataflow families fit
+their per-layer latency (``layer_latency_s``), and the board-power rows fit the power floor
+(``active_power_fraction``) and the energy scale of a family.
 
 The fit reads priors only, never the stored ``fitted.toml``: every factor of a family is passed
 as an override, resolved as ``arch.efficiency`` would resolve it from priors plus the file being
@@ -47,11 +48,14 @@ BOUNDS = {
     "isolated_launch_s": (1e-7, 3e-5),
     "collective_step_latency_s": (1e-7, 2e-5),
     "layer_latency_s": (1e-7, 3e-4),
+    "energy_scale": (0.5, 5.0),
     "stage_hop_latency_s": (1e-7, 1e-4),
 }
 FRACTION = (0.05, 1.0)
 NOT_BORROWED = (
     "kernel_overhead_s",
+    "energy_scale",
+    "active_power_fraction",
     "layer_latency_s",
     "stage_hop_latency_s",
     "isolated_launch_s",
@@ -77,6 +81,8 @@ def informed_factors(case: Case) -> set[str]:
     or dataflow family (one whose prior has a layer latency) informs its ``layer_latency_s``,
     the only thing that binds a batch-1 token on those chips (these fits are in-sample)."""
     m, d = case.metric, case.describe
+    if m == "accelerator_power_w_avg":  # board power while steps repeat: floor and energies
+        return {"active_power_fraction", "energy_scale"}
     if case.cls == "api":
         static = prior_for(case.family).value("layer_latency_s") > 0
         return {"layer_latency_s"} if static and m == "decode_tokens_per_s_per_user" else set()
@@ -157,7 +163,7 @@ def fit(
     ``derived``: cross-family defaults ({factor: value}) that factors a family neither fits nor
     has its own prior for take (``derived_defaults`` of a previous round); none: the priors."""
     derived = derived or {}
-    micro = [c for c in cases if c.cls in ("microbenchmark", "api") and informed_factors(c)]
+    micro = [c for c in cases if informed_factors(c)]
     params, families = _parameters(micro), sorted({c.family for c in micro})
     x0 = np.log([_prior(fam, f) for fam, f in params])
     lo = np.log([BOUNDS.get(f, FRACTION)[0] for _, f in params])
