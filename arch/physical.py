@@ -417,23 +417,36 @@ def design_arrays(fields: dict[str, np.ndarray], t: Technology | None = None) ->
                     / 1e9, mem_usd_per_gb=mem["price_usd_per_gb"], tdp_w=pw["total"],
                     wafer_scale=wafer, volume=volume, yield_model=f["yield_model"])  # fmt: skip
     sram_e = t.power.sram_j_per_byte * node["energy_rel"]
+    off = units > 0
+    chips = _chip_arrays(t, f, node, memory=(units, mem, off_bw), sram=(sram_bw, sram_e),
+                         macs=macs, power=pw)  # fmt: skip
+    one_memory = ~(has_hbm & (f["ddr_packages"] > 0)) & ((f["sram_bytes"] > 0) | off)
+    return DesignArrays(area=area, package=pkg, power=pw, cost=cost, chips=chips,
+                        shoreline=edge, sram_bandwidth=sram_bw, sram_j_per_byte=sram_e,
+                        fits=pkg["fits"].astype(bool) & edge["fits"] & one_memory)  # fmt: skip
+
+
+def _chip_arrays(t: Technology, f: dict, node: dict, *, memory: tuple, sram: tuple, macs,
+                 power: dict) -> ChipArrays:  # fmt: skip
+    """What the simulator sees of each design: peaks (fp8/int8 at 2x, fp4 at 4x the 16-bit
+    rate where supported), cores, the off-chip memory as main memory with the SRAM in front of
+    it (or the SRAM as main memory when there is none), the fabric, idle power and TDP."""
+    units, mem, off_bw = memory
+    sram_bw, sram_e = sram
+    p = f["peak_bf16_flops_per_s"]
     e_flop = t.power.j_per_flop16 * node["energy_rel"]
     off = units > 0
     zero = np.zeros(len(p))
-    peaks = {
-        "bf16": p,
-        "fp16": p,
-        "fp8": np.where(f["fp8"] > 0, 2 * p, 0.0),
-        "int8": np.where(f["fp8"] > 0, 2 * p, 0.0),
-        "fp4": np.where(f["fp4"] > 0, 4 * p, 0.0),
-    }
-    chips = ChipArrays(
+    low = np.where(f["fp8"] > 0, 2 * p, 0.0)
+    peaks = {"bf16": p, "fp16": p, "fp8": low, "int8": low,
+             "fp4": np.where(f["fp4"] > 0, 4 * p, 0.0)}  # fmt: skip
+    return ChipArrays(
         peaks=np.stack([peaks.get(q, zero) for q in PRECISIONS], axis=1),
         vector_peak=f["vector_fraction"] * p,
         units=np.maximum(1.0, np.round(macs / MACS_PER_CORE)),
         tile_rows=np.full(len(p), float(CORE_TILE)), tile_cols=np.full(len(p), float(CORE_TILE)),
-        weight_stationary=systolic.astype(float), matrix_j_per_flop=e_flop,
-        vector_j_per_flop=e_flop,
+        weight_stationary=(f["core_style"] == "systolic").astype(float),
+        matrix_j_per_flop=e_flop, vector_j_per_flop=e_flop,
         main_capacity=np.where(off, units * mem["capacity_bytes"], f["sram_bytes"]),
         main_bandwidth=np.where(off, off_bw, sram_bw),
         main_j_per_byte=np.where(off, mem["energy_j_per_byte"], sram_e),
@@ -443,13 +456,10 @@ def design_arrays(fields: dict[str, np.ndarray], t: Technology | None = None) ->
         tier_capacity=zero, tier_bandwidth=zero, tier_j_per_byte=zero,
         scale_up_bandwidth=f["link_bytes_per_s"], scale_up_links=f["links"],
         scale_up_domain=f["domain_chips"], scale_up_topology=f["topology"],
-        idle_w=np.minimum(pw["leakage"] * (1 + t.power.uncore_power_fraction), 0.5 * pw["total"]),
-        tdp_w=pw["total"],
+        idle_w=np.minimum(power["leakage"] * (1 + t.power.uncore_power_fraction),
+                          0.5 * power["total"]),
+        tdp_w=power["total"],
     )  # fmt: skip
-    one_memory = ~(has_hbm & (f["ddr_packages"] > 0)) & ((f["sram_bytes"] > 0) | off)
-    return DesignArrays(area=area, package=pkg, power=pw, cost=cost, chips=chips,
-                        shoreline=edge, sram_bandwidth=sram_bw, sram_j_per_byte=sram_e,
-                        fits=pkg["fits"].astype(bool) & edge["fits"] & one_memory)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- one design

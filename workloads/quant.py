@@ -103,7 +103,8 @@ class QuantSpec(Frozen):
 
 
 # The --quant presets. "fp8" and "fp4" keep an FP8 KV cache, as the MLPerf closed submissions in
-# shared/validation do (NVIDIA calibration.md: FP8 KV; FP4 weights with FP8 KV).
+# the validation data (explore/validation/data) do (NVIDIA calibration.md: FP8 KV; FP4 weights
+# with FP8 KV).
 QUANT_PRESETS: dict[str, QuantSpec] = {
     "bf16": QuantSpec(name="bf16", weights="bf16", activations="bf16", kv_cache="bf16"),
     "fp16": QuantSpec(name="fp16", weights="fp16", activations="fp16", kv_cache="fp16"),

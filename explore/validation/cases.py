@@ -607,7 +607,7 @@ def _one(row) -> Case | str:
     if metric in _SERVER:
         return (
             "MLPerf Server/Interactive under Poisson load: the data set's input/output length "
-            "distribution is not in shared/validation (xpusim serve takes it as "
+            "distribution is not in the validation data (xpusim serve takes it as "
             "--input-len/--output-len file:PATH once known)"
         )
     if metric == "layer_latency_ms" and model:
