@@ -60,11 +60,10 @@ UP_HOP_LAT = 58
 UP_WRAP = 59
 # multiplier on every dynamic energy per FLOP and per byte (the family's fitted energy scale)
 E_SCALE = 60
-SPARE = 61  # unused
 # fixed latencies of statically scheduled / dataflow chips: per layer, per pipeline-stage hop
-LAT_LAYER = 62
-LAT_STAGE_HOP = 63
-N_DESIGN = 64
+LAT_LAYER = 61
+LAT_STAGE_HOP = 62
+N_DESIGN = 63
 
 # topology codes
 TOPO_SWITCH = 0
