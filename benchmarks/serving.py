@@ -11,6 +11,11 @@ capacity of the replica at these lengths):
 * baseline ``cold_requests_per_wall_s``: the same run with an empty memo (every new batch shape
   costed by the analytic step), i.e. what memoization buys.
 * ``steps``, ``cached_shapes``: serving steps simulated and distinct batch shapes costed.
+* ``steady_state_s``: wall seconds of ``xpusim predict --batch max`` with the same length
+  distributions (:func:`explore.api.steady.steady_state`: the static ``--batch max`` at the mean
+  lengths, then its default closed batch, 16 requests per batch slot, simulated), beside
+  ``static_batch_max_s``, the static ``--batch max`` alone; ``steady_over_static``: the
+  simulated throughput over the static estimate.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from explore.api.predict import predict  # noqa: E402
 from explore.api.serve import ServeRequest, build  # noqa: E402
+from explore.api.steady import steady_state  # noqa: E402
 from sim.serving import simulate_serving  # noqa: E402
 from sim.traffic import LogNormal, Poisson  # noqa: E402
 
@@ -35,6 +42,20 @@ def _run(req: ServeRequest, sm=None):
     t0 = time.perf_counter()
     trace = simulate_serving(cfg, sm.step)
     return time.perf_counter() - t0, trace, sm
+
+
+def _steady() -> dict:
+    target = {"system": "h100-sxm:8", "model": "llama-3.1-70b", "quant": "fp8", "tp": 8,
+              "pp": 1, "ep": 1, "dp": 1}  # fmt: skip
+    t0 = time.perf_counter()
+    predict(**target, batch="max", input_len=1024, output_len=256)
+    t1 = time.perf_counter()
+    r = steady_state(**target, input_len="lognormal:1024:512", output_len="lognormal:256:128")
+    t2 = time.perf_counter()
+    info = r.config["steady_state"]
+    return {"steady_state_s": t2 - t1, "static_batch_max_s": t1 - t0,
+            "steady_state_requests": info["requests"],
+            "steady_over_static": r.output_tokens_per_s / info["static_output_tokens_per_s"]}
 
 
 def main() -> None:
@@ -57,6 +78,7 @@ def main() -> None:
         "sim_over_wall": trace.simulated_s / warm_s,
         "cold_requests_per_wall_s": n / cold_s,
         "warm_over_cold": cold_s / warm_s,
+        **_steady(),
     }
     if args.json:
         print(json.dumps(out, indent=2))

@@ -8,10 +8,23 @@ memoizes it by bucket: batch exact up to 32, then, like tokens and context, on a
 2^(1/8) (about 9 % wide, so a bucket's centre is within 4.5 % of any shape in it). One event per
 step, not per op.
 
-A mixed step (chunked prefill with decodes riding along) is costed as one prefill pass over
-``prefill + n_decode`` tokens (weights are read once, the decode rows add GEMM rows) plus the
-decode attention over the KV cache, ``T_dec(B, c) - T_dec(B, 1)``. This is an approximation of a
-fused kernel schedule, not a measured one.
+A prefill step runs as one forward pass of up to the engine's token budget
+(``Workload.prefill_chunk_tokens``, the same budget ``predict`` prefills with), fewer only where
+the chip's memory holds fewer tokens' activations beside the weights and KV (SRAM chips): the
+step's prompts share that pass and its one read of the weights. (The step model once took the
+pass size from the memory plan it was given; serve gives the plan of *one* sequence, whose
+prefill chunk is one mean prompt, so a step of eight 1,024-token prompts ran as eight passes and
+read the weights eight times, and continuous and chunked serving ran 9-14 % below ``predict`` at
+fixed lengths on one replica.)
+
+A mixed step (chunked prefill with decodes riding along) is one fused forward: costed as the
+prefill pass of the step's ``n_prefill`` prompt chunks with the ``n_decode`` decode rows added to
+its GEMMs (weights are read once; ``prefill + n_decode`` tokens in ``n_prefill`` sequences at the
+chunks' context), plus the decode attention over the decode rows' KV,
+``T_dec(B, c) - T_dec(B, 1)``. (It was once costed as ``n_prefill + n_decode`` equal sequences of
+``(prefill + n_decode) / (n_prefill + n_decode)`` tokens, which cut a chunk's causal attention by
+the square of that split: one 8,000-token chunk beside 192 decodes became 193 sequences of 42
+tokens.) This is an approximation of a fused kernel schedule, not a measured one.
 
 Speculative decoding: verification is a decode step of ``k + 1`` tokens per sequence; drafting
 costs ``k`` decode steps of the draft model on the same chips, or, for self-drafting heads (MTP),
@@ -25,9 +38,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from arch.chip import ChipArrays
 from sim.evaluate import Workload
 from sim.step import analytic_step
-from workloads.capacity import MemoryPlan
+from workloads.capacity import MemoryPlan, prefill_chunk
 from workloads.model import ModelSpec
 from workloads.ops import OpKind, precision_code, single_op
 
@@ -101,6 +115,8 @@ class AnalyticStepModel:
     _memo: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
+        if self.plan is not None:
+            self.plan = replace(self.plan, prefill_chunk_tokens=self.pass_tokens())
         if self.spec and not isinstance(self.spec.draft, str):
             self.draft = AnalyticStepModel(replace(self.w, model=self.spec.draft), self.plan,
                                            exact=self.exact)  # fmt: skip
@@ -108,6 +124,20 @@ class AnalyticStepModel:
     @property
     def model(self) -> ModelSpec:
         return self.w.model
+
+    def pass_tokens(self) -> int:
+        """Tokens one prefill pass of a serving step holds: the engine's budget
+        (``w.prefill_chunk_tokens``), or as many as the chip's memory holds activations for
+        beside the plan's weights and KV (:func:`workloads.capacity.prefill_chunk` for one
+        prompt of the budget's length)."""
+        w, plan = self.w, self.plan
+        assert plan is not None
+        chunk, _ = prefill_chunk(w.model, w.par, ChipArrays.of(w.system.chip),
+                                 tokens=w.prefill_chunk_tokens, sequences=1,
+                                 weights=plan.weights, kv=plan.kv_cache,
+                                 reserve_fraction=w.eff.value("memory_reserve_fraction"),
+                                 max_tokens=w.prefill_chunk_tokens)  # fmt: skip
+        return int(chunk[0])
 
     def _b(self, x: float, exact_below: int = 32) -> int:
         return max(round(x), 0) if self.exact else bucket(x, exact_below)
@@ -139,7 +169,7 @@ class AnalyticStepModel:
         if n_decode and not prefill:
             parts.append(self._decode_part(n_decode, decode_ctx))
         elif prefill:
-            parts.append(self.prefill(prefill + n_decode, n_prefill + n_decode, prefill_ctx))
+            parts.append(self.prefill(prefill + n_decode, max(n_prefill, 1), prefill_ctx))
             if n_decode:
                 a, b = self.decode(n_decode, decode_ctx), self.decode(n_decode, 1)
                 parts.append(

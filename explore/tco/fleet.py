@@ -4,7 +4,12 @@ Carlo intervals and custom-ASIC payback, from a scenario file (``xpusim tco SCEN
 Sizing. Each fleet is a system (``CHIP:N`` or a ``design`` table priced by the physical model)
 and a parallelism. Its replica runs the largest batch that fits in memory and meets the
 interactivity SLO (TPOT <= 1 / ``tokens_per_s_per_user``); a replica then delivers
-``batch x output_len / e2e`` output tokens/s. The fleet carries the peak hour of the daily
+``batch x output_len / e2e`` output tokens/s. Where ``[scenario]`` gives a length distribution
+(``input_len``/``output_len`` as ``"lognormal:MEAN:STD"``, ``"uniform:LO:HI"`` or
+``"file:PATH"``, the spellings of ``xpusim serve``), the replica's throughput, TTFT, TPOT and
+power are the simulated steady state at that batch cap (:func:`explore.api.steady.steady_state`:
+continuous batching of a closed batch of requests with those lengths); the mean lengths size the
+cap and split prices between input and output tokens. The fleet carries the peak hour of the daily
 profile (``load x max(profile) / mean(profile)``), so ``utilization = mean load / capacity``.
 
 Pricing. Ownership cost per hour (:mod:`explore.tco.inputs`) is split between prefill and
@@ -71,7 +76,7 @@ class Fleet:
 class Scenario:
     name: str
     model: str
-    input_len: int
+    input_len: int  # the mean, where lengths gives a distribution
     output_len: int
     load_output_tokens_per_s: float
     tokens_per_s_per_user: float | None
@@ -83,6 +88,7 @@ class Scenario:
     payback_reference: str | None = None
     samples: int = 400
     seed: int = 0
+    lengths: tuple[str, str] | None = None  # (input, output) spellings when one is a distribution
 
 
 # --------------------------------------------------------------------------- the file's schema
@@ -96,12 +102,20 @@ class ScenarioTable(UserConfig):
 
     name: str | None = None
     model: str
-    input_len: int = Field(ge=1)
-    output_len: int = Field(ge=1)
+    input_len: int | str  # tokens, or a distribution: "lognormal:MEAN:STD", ...
+    output_len: int | str
     load_output_tokens_per_s: float = Field(gt=0)
     tokens_per_s_per_user: float | None = Field(default=None, gt=0)
     daily_profile: list[Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: [1.0])
     api_usd_per_m_output_tokens: float | None = Field(default=None, gt=0)
+
+    @field_validator("input_len", "output_len")
+    @classmethod
+    def _length(cls, v: int | str) -> int | str:
+        from sim.traffic import parse_length
+
+        parse_length(v, "length")  # a ValueError (ConfigError) with the spellings it takes
+        return v
 
     @field_validator("daily_profile")
     @classmethod
@@ -218,7 +232,8 @@ def load_tco_scenario(path: str | Path) -> Scenario:
     fleets = tuple(_fleet(t, i, names[i], origin) for i, t in enumerate(f.fleet))
     return Scenario(
         name=sc.name if sc.name is not None else Path(path).stem, model=sc.model,
-        input_len=sc.input_len, output_len=sc.output_len,
+        input_len=_mean_len(sc.input_len), output_len=_mean_len(sc.output_len),
+        lengths=_lengths(sc.input_len, sc.output_len),
         load_output_tokens_per_s=sc.load_output_tokens_per_s,
         tokens_per_s_per_user=sc.tokens_per_s_per_user, profile=tuple(sc.daily_profile),
         fleets=fleets, tco=f.tco.model_dump(exclude_unset=True),
@@ -227,6 +242,19 @@ def load_tco_scenario(path: str | Path) -> Scenario:
         payback_reference=f.payback.reference, samples=f.monte_carlo.samples,
         seed=f.monte_carlo.seed,
     )  # fmt: skip
+
+
+def _mean_len(v: int | str) -> int:
+    from sim.traffic import parse_length
+
+    return max(1, round(parse_length(v).mean))
+
+
+def _lengths(inp: int | str, out: int | str) -> tuple[str, str] | None:
+    """The two spellings when either is a distribution (None: both are fixed lengths)."""
+    from explore.api.steady import is_distribution
+
+    return (str(inp), str(out)) if is_distribution(inp) or is_distribution(out) else None
 
 
 def _fleet(t: FleetTable, i: int, name: str, origin: str) -> Fleet:
@@ -282,6 +310,8 @@ def operate(sc: Scenario, f: Fleet, *, batch: int | None = None) -> Operating:
     mapping with the most tokens/s at the SLO, :func:`sim.mapping.choose_mapping`)."""
     slo = 1.0 / sc.tokens_per_s_per_user if sc.tokens_per_s_per_user else None
     degrees = {"tp": f.tp, "pp": f.pp, "ep": f.ep, "dp": f.dp}
+    if sc.lengths is not None and batch is None:
+        return _steady(sc, f, degrees, slo)
     try:
         choice = choose_mapping(system=f.system, model=sc.model, quant=f.quant, **degrees,
                                 batch=batch or "max", tpot_slo_s=None if batch else slo,
@@ -298,6 +328,26 @@ def operate(sc: Scenario, f: Fleet, *, batch: int | None = None) -> Operating:
         notes = (*notes, "mapping chosen: TP{tp} PP{pp} EP{ep} DP{dp}".format(**par))
     return Operating(r.batch, r.ttft_s, r.tpot_s, r.e2e_s, r.batch * sc.output_len / r.e2e_s,
                      par["tp"] * par["pp"], r.power_w, notes)  # fmt: skip
+
+
+def _steady(sc: Scenario, f: Fleet, degrees: dict, slo: float | None) -> Operating:
+    """:func:`operate` for a scenario with length distributions: the simulated steady state of
+    one replica at the SLO batch cap (mapping and cap chosen at the mean lengths)."""
+    from explore.api.steady import steady_state
+
+    assert sc.lengths is not None
+    try:
+        r = steady_state(f.system, sc.model, f.quant, **degrees, input_len=sc.lengths[0],
+                         output_len=sc.lengths[1], tpot_slo_s=slo,
+                         objective="tokens_per_s")  # fmt: skip
+    except ConfigError as exc:
+        raise ConfigError(f"fleet {f.name!r}: {exc}") from None
+    if not r.fits:
+        raise ConfigError(f"fleet {f.name!r}: does not fit at batch {r.batch}: {r.memory.reason}")
+    par = r.config["parallelism"]
+    assert r.output_tokens_per_s is not None
+    return Operating(r.batch, r.ttft_s, r.tpot_s, r.e2e_s, r.output_tokens_per_s / par["dp"],
+                     par["tp"] * par["pp"], r.power_w, r.notes)  # fmt: skip
 
 
 def _inputs(sc: Scenario, f: Fleet) -> TcoInputs:
