@@ -10,6 +10,11 @@ Model, per op:
 * the two overlap as ``(t_c^p + t_m^p)^(1/p)`` (p -> inf is the hard roofline);
 * collectives: alpha-beta per algorithm and topology (switch, fully connected, dragonfly,
   ring/torus/mesh: :func:`collective_time`), the fastest available algorithm for the topology;
+* MoE all-to-all (rows that carry their routing, see :mod:`workloads.graph`): each token is sent
+  once per destination chip, and across nodes once per destination node over the scale-out
+  fabric, then forwarded inside the node (:func:`moe_alltoall_time`, node-limited routing); with
+  two-batch overlap the layer's all-to-alls hide under its compute
+  (:func:`hide_overlapped_comm`);
 * every kernel pays a fixed ``kernel_overhead_s`` (launch and tail; 0 on statically scheduled
   chips).
 
@@ -28,6 +33,9 @@ from kernels import layout as L
 
 __all__ = [
     "collective_time",
+    "dispatch_fanout",
+    "hide_overlapped_comm",
+    "moe_alltoall_time",
     "most_square",
     "op_costs",
     "peer_links",
@@ -341,6 +349,102 @@ def collective_time(kind, size, group, d):
 
 
 @njit(cache=True)
+def _all_missed(pool, held, draws):
+    """Probability that ``draws`` distinct picks out of ``pool`` experts all miss ``held`` given
+    ones: C(pool - held, draws) / C(pool, draws) (continued to fractional ``held``)."""
+    if held <= 0.0:
+        return 1.0
+    r = 1.0
+    for i in range(int(draws)):
+        if pool - held - i <= 0.0:
+            return 0.0
+        r *= (pool - held - i) / (pool - i)
+    return r
+
+
+@njit(cache=True)
+def dispatch_fanout(experts, top_k, chips, node_chips, max_nodes):
+    """(distinct chips, distinct nodes) one token's ``top_k`` experts lie on, in expectation,
+    for ``experts`` spread evenly over ``chips`` chips in nodes of ``node_chips``, under uniform
+    routing. Node-limited routing (``max_nodes`` > 0 and fewer than the nodes): the router
+    keeps the experts of ``max_nodes`` nodes and picks the top-k among them (DeepSeek-V3
+    technical report, arXiv 2412.19437, section 3.2.2: "we limit each token to be dispatched
+    to at most 4 nodes"; section 4.2: M = 4)."""
+    nodes = max(chips / node_chips, 1.0)
+    per_chip, per_node = experts / chips, experts / nodes
+    if 0.0 < max_nodes < nodes:
+        pool = max_nodes * per_node
+        hit_nodes = max_nodes * (1.0 - _all_missed(pool, per_node, top_k))
+        hit_chips = max_nodes * node_chips * (1.0 - _all_missed(pool, per_chip, top_k))
+        return hit_chips, hit_nodes
+    hit_nodes = nodes * (1.0 - _all_missed(experts, per_node, top_k))
+    return chips * (1.0 - _all_missed(experts, per_chip, top_k)), hit_nodes
+
+
+@njit(cache=True)
+def moe_alltoall_time(size, group, top_k, experts, max_nodes, d):
+    """(seconds, bytes each chip puts on links) of a MoE dispatch or combine of nominal ``size``
+    bytes per chip (one copy per token-expert pair) over an expert-parallel ``group``.
+
+    A token goes once to each chip holding one of its experts (``size / k`` x distinct chips,
+    :func:`dispatch_fanout`; the combine returns one reduced copy per chip). Inside one node
+    that is an all-to-all on the scale-up fabric. A group spanning ``N`` nodes sends each token
+    once per destination node over the scale-out fabric (``size / k`` x distinct nodes, the
+    own node's share staying home), and each node forwards it to the chips holding its experts
+    over the scale-up fabric (``size / k`` x distinct chips x (g-1)/g, g chips per node); the two
+    fabrics run at once, chunk by chunk (the report's section 3.2.2: a token goes "via IB to the
+    GPUs with the same in-node index on its target nodes", then is "instantaneously forwarded
+    via NVLink", so "communications via IB and NVLink are fully overlapped"), and the slower one
+    sets the time. Uniform routing sets the fan-out; skew enters through ``size`` (the busiest
+    chip's).
+    """
+    if group <= 1 or size <= 0.0:
+        return 0.0, 0.0
+    per_copy = size / max(top_k, 1.0)
+    n = float(group)
+    if n <= d[L.UP_DOMAIN]:
+        chips, _ = dispatch_fanout(experts, top_k, n, n, 0.0)
+        moved = per_copy * chips
+        return collective_time(ALLTOALL, moved, group, d), moved * (n - 1.0) / n
+    nodes = math.ceil(n / d[L.UP_DOMAIN])
+    node_chips = n / nodes
+    chips, hit_nodes = dispatch_fanout(experts, top_k, n, node_chips, max_nodes)
+    out_bytes, up_bytes = per_copy * hit_nodes, per_copy * chips
+    t_out = _scale_out(ALLTOALL, out_bytes, float(nodes), d)
+    t_up = collective_time(ALLTOALL, up_bytes, node_chips, d) if node_chips > 1.0 else 0.0
+    moved = out_bytes * (nodes - 1.0) / nodes + up_bytes * (node_chips - 1.0) / node_chips
+    return max(t_out, t_up), moved
+
+
+@njit(cache=True)
+def hide_overlapped_comm(kind, groups, per_op):
+    """Two-batch overlap, in place on ``per_op[n_ops, N_OUT]``: an all-to-all row whose
+    ``groups`` is W > 0 closes a window of the W rows before it (a MoE layer's two
+    micro-batches). The window's all-to-alls (seconds C) run while its compute and memory ops
+    (seconds B, overheads included) keep the engine busy, so they cost only max(C - B, 0): the
+    window takes max(B, C) plus what cannot overlap (other collectives, the all-to-alls' launch
+    overhead). Each all-to-all keeps the same fraction of its time."""
+    for i in range(kind.shape[0]):
+        if kind[i] != ALLTOALL or groups[i] < 1.0:
+            continue
+        lo = max(i - int(groups[i]), 0)
+        comm, busy = 0.0, 0.0
+        for j in range(lo, i + 1):
+            if kind[j] == ALLTOALL:
+                comm += per_op[j, L.T_COMM]
+            elif kind[j] < ALLREDUCE:
+                busy += per_op[j, L.T_TOTAL]
+        if comm <= 0.0:
+            continue
+        cut = 1.0 - max(comm - busy, 0.0) / comm
+        for j in range(lo, i + 1):
+            if kind[j] == ALLTOALL:
+                hidden = per_op[j, L.T_COMM] * cut
+                per_op[j, L.T_COMM] -= hidden
+                per_op[j, L.T_TOTAL] -= hidden
+
+
+@njit(cache=True)
 def _utils(kind, m, n, k, groups, d):
     """Tile x wave utilization of every GEMM op on design ``d`` (1 for other ops)."""
     util = np.ones(kind.shape[0])
@@ -363,6 +467,9 @@ def _utils(kind, m, n, k, groups, d):
 def _op_cost(
     i,
     kind,
+    m,
+    n,
+    k,
     flops,
     vflops,
     prec,
@@ -376,7 +483,8 @@ def _op_cost(
     d,
     out,
 ):
-    """Fill ``out[0:N_OUT]`` for op ``i`` on design ``d``; ``util`` from :func:`_utils`."""
+    """Fill ``out[0:N_OUT]`` for op ``i`` on design ``d``; ``util`` from :func:`_utils`.
+    An all-to-all with ``k`` (top-k) > 0 is a MoE dispatch/combine (:func:`moe_alltoall_time`)."""
     kd = kind[i]
     t_c = vflops[i] / d[L.VPEAK]
     peak = d[L.PEAK0 + prec[i]]
@@ -391,7 +499,13 @@ def _op_cost(
         + kvbytes[i] / (d[L.BW_KV] * em)
         + abytes[i] / (d[L.BW_ACT] * em)
     )
-    t_x = collective_time(kd, cbytes[i], group[i], d) if kd >= ALLREDUCE else 0.0
+    link = cbytes[i]
+    if kd == ALLTOALL and k[i] > 0.0:
+        t_x, link = moe_alltoall_time(cbytes[i], group[i], k[i], n[i], m[i], d)
+    elif kd >= ALLREDUCE:
+        t_x = collective_time(kd, cbytes[i], group[i], d)
+    else:
+        t_x = 0.0
     p = d[L.ROOFLINE_P]
     if t_c > 0.0 and t_m > 0.0 and p < 50.0:
         busy = (t_c**p + t_m**p) ** (1.0 / p)
@@ -410,8 +524,21 @@ def _op_cost(
         + wbytes[i] * d[L.E_WEIGHTS]
         + kvbytes[i] * d[L.E_KV]
         + abytes[i] * d[L.E_ACT]
-        + 2.0 * cbytes[i] * d[L.E_LINK]
+        + 2.0 * link * d[L.E_LINK]
     )
+
+
+@njit(cache=True)
+def _fill(
+    kind, m, n, k, groups, flops, vflops, prec, wbytes, kvbytes, abytes, cbytes, group, kernels,
+    util, d, out,
+):  # fmt: skip
+    """Per-op costs of every op on design ``d`` into ``out[n_ops, N_OUT]``, then the two-batch
+    overlap of MoE layers (:func:`hide_overlapped_comm`)."""
+    for i in range(kind.shape[0]):
+        _op_cost(i, kind, m, n, k, flops, vflops, prec, wbytes, kvbytes, abytes, cbytes, group,
+                 kernels, util, d, out[i])  # fmt: skip
+    hide_overlapped_comm(kind, groups, out)
 
 
 @njit(cache=True)
@@ -433,26 +560,10 @@ def op_costs(
     d,
 ):
     """Per-op costs on one design: ``out[n_ops, N_OUT]`` (per instance, before ``count``)."""
-    n_ops = kind.shape[0]
-    out = np.empty((n_ops, L.N_OUT))
+    out = np.empty((kind.shape[0], L.N_OUT))
     util = _utils(kind, m, n, k, groups, d)
-    for i in range(n_ops):
-        _op_cost(
-            i,
-            kind,
-            flops,
-            vflops,
-            prec,
-            wbytes,
-            kvbytes,
-            abytes,
-            cbytes,
-            group,
-            kernels,
-            util,
-            d,
-            out[i],
-        )
+    _fill(kind, m, n, k, groups, flops, vflops, prec, wbytes, kvbytes, abytes, cbytes, group,
+          kernels, util, d, out)  # fmt: skip
     return out
 
 
@@ -484,7 +595,7 @@ def stage_totals(
     and links reuse it)."""
     n_d = designs.shape[0]
     out = np.zeros((n_d, n_stages, L.N_OUT))
-    buf = np.empty(L.N_OUT)
+    per_op = np.empty((kind.shape[0], L.N_OUT))
     util = np.ones(kind.shape[0])
     shape = np.full(4, -1.0)
     for j in range(n_d):
@@ -498,24 +609,10 @@ def stage_totals(
             util = _utils(kind, m, n, k, groups, d)
             shape[0], shape[1], shape[2] = d[L.UNITS], d[L.TILE_R], d[L.TILE_C]
             shape[3] = d[L.WEIGHT_STATIONARY]
+        _fill(kind, m, n, k, groups, flops, vflops, prec, wbytes, kvbytes, abytes, cbytes, group,
+              kernels, util, d, per_op)  # fmt: skip
         for i in range(kind.shape[0]):
-            _op_cost(
-                i,
-                kind,
-                flops,
-                vflops,
-                prec,
-                wbytes,
-                kvbytes,
-                abytes,
-                cbytes,
-                group,
-                kernels,
-                util,
-                d,
-                buf,
-            )
             s = stage[i]
             for c in range(L.N_OUT):
-                out[j, s, c] += buf[c] * count[i]
+                out[j, s, c] += per_op[i, c] * count[i]
     return out

@@ -10,6 +10,26 @@ Shapes are per chip after sharding. Conventions (each a modelling choice, stated
   Q/K/V once and writes O (flash attention), causal FLOPs counted exactly.
 * MoE weight bytes per step count only the experts the batch touches: the expected number of
   distinct experts among the routed draws (uniform, or Zipf-skewed with ``routing_skew``).
+* MoE expert layers are costed on their **busiest** expert-parallel rank
+  (:func:`workloads.routing.busiest_rank`): its token-expert pairs (the mean times the expected
+  max/mean from multinomial sampling and skew), the experts it touches, and the all-to-all bytes
+  it receives. The experts run as one grouped GEMM, ``groups`` = touched experts, ``m`` = tokens
+  per touched expert, so the kernels pad each expert's M to the chip's tile rows and charge the
+  small-M utilization of the tile model. (The row is the busiest rank's, so its energy is an
+  upper bound by the imbalance factor.)
+* An all-to-all row of a MoE layer carries its routing in the otherwise unused shape columns,
+  read by :func:`kernels.cost.moe_alltoall_time`: ``k`` = experts per token (top-k), ``n`` =
+  routed experts, ``m`` = the node limit (``max_nodes_per_token``, 0 = none); ``comm_bytes`` is
+  the nominal payload, one copy per (token, expert) pair.
+* **Two-batch overlap** (``moe_overlap``): each MoE layer runs as two micro-batches of half the
+  sequences, the all-to-all of one hidden under the compute of the other (DeepSeek-V3 technical
+  report, arXiv 2412.19437, section 3.4.1: "two micro-batches with similar computational
+  workloads, overlapping the attention and MoE of one micro-batch with the dispatch and combine
+  of another"; section 3.4.2 does the same in decode). The layer is emitted as both micro-batches
+  (each re-reads the weights and launches its own kernels) and its last all-to-all row's
+  ``groups`` column holds the number of rows before it, back to the layer's first, under whose
+  compute its all-to-alls may hide (:func:`kernels.cost.hide_overlapped_comm`): the layer then
+  takes max(compute, all-to-all) plus what cannot overlap (TP all-reduces, launch overheads).
 """
 
 from __future__ import annotations
@@ -17,35 +37,17 @@ from __future__ import annotations
 from collections import Counter
 from typing import Literal
 
-import numpy as np
-
 from arch.chip import PRECISION_BITS
 from workloads.capacity import stage_of_layers
 from workloads.model import GQAAttention, MLAAttention, ModelSpec
 from workloads.ops import OpGraph, OpKind, precision_code
 from workloads.parallel import Parallelism
 from workloads.quant import QuantSpec
+from workloads.routing import busiest_rank, expected_distinct_experts
 
 __all__ = ["build_graph", "expected_distinct_experts"]
 
 IO_BYTES = 2.0  # residual stream / GEMM outputs / collectives: 16-bit
-
-
-def expected_distinct_experts(
-    num_experts: int, top_k: int, tokens: float, skew: float = 0.0
-) -> float:
-    """Expected number of distinct experts hit when ``tokens`` tokens each pick ``top_k``.
-
-    Uniform routing: each expert is missed by one token with probability 1 - k/E, so
-    E * (1 - (1 - k/E)^T). Skewed routing: expert i is picked with probability min(1, k p_i),
-    p_i proportional to (i+1)^-skew (Zipf).
-    """
-    if tokens <= 0:
-        return 0.0
-    ranks = np.arange(1, num_experts + 1, dtype=np.float64)
-    p = ranks ** (-skew)
-    p = np.minimum(1.0, top_k * p / p.sum())
-    return float(np.sum(1.0 - (1.0 - p) ** tokens))
 
 
 class _Builder:
@@ -62,8 +64,10 @@ class _Builder:
         seq: int,
         context: int,
         skew: float,
+        moe_overlap: bool = False,
     ) -> None:
         self.model, self.par, self.q = model, par, quant
+        self.moe_overlap = moe_overlap
         self.phase, self.batch, self.seq, self.context, self.skew = (
             phase,
             batch,
@@ -234,18 +238,14 @@ class _Builder:
         moe, par, h = self.model.moe, self.par, self.model.hidden_size
         assert moe is not None
         ep_tokens = self.tokens * par.ep_replicas  # the EP group's replicas' tokens
-        local = moe.num_experts / par.ep
-        touched = (
-            expected_distinct_experts(moe.num_experts, moe.top_k, ep_tokens, self.skew) / par.ep
-        )
-        routed = ep_tokens * moe.top_k / par.ep  # token-expert pairs on this chip
+        load = busiest_rank(moe.num_experts, moe.top_k, ep_tokens, self.skew, par.ep)
+        routed = load.imbalance * load.mean_pairs  # token-expert pairs on the busiest chip
         self.gemm("router", self.tokens, h, moe.num_experts)
-        a2a = self.tokens * moe.top_k * h * self.q.a.bytes_per_element
-        self.collective("moe_dispatch", OpKind.ALLTOALL, a2a, par.ep if par.attention_dp else 1)
+        self._alltoall("moe_dispatch", load.imbalance, self.q.a.bytes_per_element)
         self._ffn(
             "experts",
             moe.expert_ffn_size / par.expert_tp,
-            groups=max(1.0, min(local, touched)),
+            groups=max(1.0, min(moe.num_experts / par.ep, load.touched)),
             tokens=routed,
         )
         if moe.num_shared_experts:
@@ -255,11 +255,45 @@ class _Builder:
                 groups=1.0,
                 tokens=self.tokens,
             )
-        self.collective(
-            "moe_combine",
-            OpKind.ALLTOALL,
-            self.tokens * moe.top_k * h * IO_BYTES,
-            par.ep if par.attention_dp else 1,
+        self._alltoall("moe_combine", load.imbalance, IO_BYTES)
+
+    def _alltoall(self, name: str, imbalance: float, bytes_per_elem: float) -> None:
+        """Dispatch or combine over the EP group (attention-DP only; expert-TP layers combine
+        with the TP all-reduce): the busiest chip's nominal payload, one copy per (token,
+        expert) pair, and the routing the kernel needs to split it over the fabrics."""
+        moe, par = self.model.moe, self.par
+        assert moe is not None
+        if not par.attention_dp:
+            return
+        payload = self.tokens * moe.top_k * self.model.hidden_size * bytes_per_elem * imbalance
+        self.row(name, OpKind.ALLTOALL, comm_bytes=payload, group=par.ep, k=moe.top_k,
+                 n=moe.num_experts, m=moe.max_nodes_per_token)  # fmt: skip
+
+    # -- two-batch overlap --------------------------------------------------------------------
+    def layer(self, sliding: bool, layer: int) -> None:
+        """One layer's ops; a MoE layer under two-batch overlap as two micro-batches of half
+        the sequences, its all-to-alls hidden under the pair's compute (module docstring)."""
+        if not self._two_batch(layer):
+            self.attention_block(sliding)
+            self.mlp_block(layer)
+            return
+        first, batch = len(self.rows), self.batch
+        for part in (batch - batch // 2, batch // 2):
+            self.batch, self.tokens = part, part * self.seq
+            self.attention_block(sliding)
+            self.mlp_block(layer)
+        self.batch, self.tokens = batch, batch * self.seq
+        last = max(i for i in range(first, len(self.rows))
+                   if self.rows[i]["kind"] == int(OpKind.ALLTOALL))  # fmt: skip
+        self.rows[last]["groups"] = last - first
+
+    def _two_batch(self, layer: int) -> bool:
+        """Two micro-batches need two sequences and an all-to-all to hide."""
+        return (
+            self.moe_overlap
+            and self.model.is_moe_layer(layer)
+            and self.par.attention_dp
+            and self.batch >= 2
         )
 
     def head(self) -> None:
@@ -297,13 +331,15 @@ def build_graph(
     parallelism: Parallelism,
     quant: QuantSpec,
     routing_skew: float = 0.0,
+    moe_overlap: bool = False,
 ) -> OpGraph:
     """Ops of one step of one replica, per chip, all pipeline stages (``stage`` column).
 
     prefill: ``batch`` sequences of ``seq_len`` new tokens after ``context_len`` cached ones
     (0 for a plain prefill, > 0 for a chunk of chunked prefill). decode: ``batch`` sequences,
     ``seq_len`` new tokens each (1, or k+1 when verifying k speculative tokens), attending over
-    ``context_len`` cached tokens.
+    ``context_len`` cached tokens. ``routing_skew``: Zipf exponent of MoE routing (0 =
+    uniform); ``moe_overlap``: two-batch overlap of MoE layers (module docstring).
     """
     if batch < 1 or seq_len < 1 or context_len < 0:
         raise ValueError("batch and seq_len must be >= 1 and context_len >= 0")
@@ -316,6 +352,7 @@ def build_graph(
         seq=seq_len,
         context=context_len,
         skew=routing_skew,
+        moe_overlap=moe_overlap,
     )
     b.row(
         "embed",
@@ -327,8 +364,7 @@ def build_graph(
     groups = _layer_groups(model, parallelism, quant)
     for (stage, layer, _moe, sliding), count in sorted(groups.items()):
         start = len(b.rows)
-        b.attention_block(sliding)
-        b.mlp_block(layer)
+        b.layer(sliding, layer)
         for r in b.rows[start:]:
             r.update(count=count, layer=layer, stage=stage)
     for stage in range(parallelism.pp - 1):

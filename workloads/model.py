@@ -72,6 +72,14 @@ class MoESpec(Frozen):
     expert_ffn_size: int = Field(ge=1)
     num_shared_experts: int = Field(default=0, ge=0)
     first_dense_layers: int = Field(default=0, ge=0)
+    max_nodes_per_token: int = Field(
+        default=0,
+        ge=0,
+        description="node-limited routing: each token's experts lie on at most this many nodes "
+        "of the expert-parallel group (0 = unlimited); the dispatch then crosses the scale-out "
+        "fabric once per node and is forwarded inside it (kernels.cost.moe_alltoall_time); "
+        "DeepSeek-V3: 4 (arXiv 2412.19437, sections 3.2.2 and 4.2)",
+    )
 
     @model_validator(mode="after")
     def _k(self) -> MoESpec:
