@@ -2,9 +2,10 @@
 
 Each factor is the achievable fraction of a peak (or a fixed cost) for one kernel class:
 
-* ``gemm_16bit`` / ``gemm_8bit``: fraction of the dense matrix peak a large GEMM reaches, after
-  tile
-  and wave quantization are accounted for separately (8-bit also covers 6/4-bit).
+* ``gemm_16bit`` / ``gemm_8bit`` / ``gemm_4bit``: fraction of the dense matrix peak of that
+  precision a large GEMM reaches, after tile and wave quantization are accounted for separately
+  (``gemm_4bit`` covers the 6- and 4-bit formats; without 4-bit rows it is the family's 8-bit
+  factor times a stated 4/8-bit ratio).
 * ``attention``: fraction of the matrix peak flash attention reaches.
 * ``memory``: fraction of memory bandwidth a streaming kernel reaches.
 * ``collective_bus``: fraction of per-direction link bandwidth ring/direct collectives reach;
@@ -28,13 +29,19 @@ Each factor is the achievable fraction of a peak (or a fixed cost) for one kerne
   throughput of a full pipeline. 0 where ``kernel_overhead_s`` models the per-op cost (GPUs).
 * ``stage_hop_latency_s``: fixed latency of handing a micro-batch from one pipeline stage to the
   next (chip to chip, wafer to wafer), beyond the bytes' transfer time.
+* ``step_overhead_s``: fixed cost of one forward pass of the serving engine, beyond its
+  kernels (host scheduling, sampling, synchronisation), charged once per prefill or decode step.
+* ``kernel_scale``: fraction of the microbenchmark GEMM and attention rates an engine's kernels
+  reach inside a whole forward pass (1: the kernels the microbenchmarks timed).
 * ``energy_scale``: multiplier on every per-FLOP and per-byte energy of the chip preset (its
   datasheet- or paper-derived J/FLOP and J/B leave out clocks, control and data movement inside
   the chip); fitted with ``active_power_fraction`` on the board-power rows.
 
 Resolution order, later wins: the ``default`` prior, the derived cross-family default of
-``fitted.toml`` (median of fitted families), the family's own prior, the family's own fit. A family
-with no fitted factor is flagged as extrapolated.
+``fitted.toml`` (median of fitted families), the family's own prior, the family's own fit, then
+the serving engine's tables: ``engine:NAME`` (prior, fit) and ``engine:NAME@FAMILY`` (prior,
+fit), where the engine's software differs by family (kernels written for one vendor first). A family with no
+fitted factor is flagged as extrapolated.
 """
 
 from __future__ import annotations
@@ -48,10 +55,12 @@ from arch.base import Frozen, SourceKind, load_toml
 
 __all__ = [
     "EFFICIENCY_DIR",
+    "ENGINE_FACTORS",
     "FACTORS",
     "Factor",
     "FamilyEfficiency",
     "efficiency_for",
+    "engine_tables",
     "prior_for",
 ]
 
@@ -60,6 +69,7 @@ EFFICIENCY_DIR = Path(__file__).parent / "presets" / "efficiency"
 FACTORS = (
     "gemm_16bit",
     "gemm_8bit",
+    "gemm_4bit",
     "attention",
     "memory",
     "collective_bus",
@@ -73,7 +83,11 @@ FACTORS = (
     "layer_latency_s",
     "stage_hop_latency_s",
     "energy_scale",
+    "step_overhead_s",
+    "kernel_scale",
 )
+# factors an engine table may set (the rest describe the silicon and its microbenchmarks)
+ENGINE_FACTORS = ("step_overhead_s", "kernel_scale", "kernel_overhead_s")
 
 
 class Factor(Frozen):
@@ -87,6 +101,7 @@ class FamilyEfficiency(Frozen):
     family: str
     gemm_16bit: Factor
     gemm_8bit: Factor
+    gemm_4bit: Factor
     attention: Factor
     memory: Factor
     collective_bus: Factor
@@ -100,10 +115,15 @@ class FamilyEfficiency(Frozen):
     layer_latency_s: Factor
     stage_hop_latency_s: Factor
     energy_scale: Factor
+    step_overhead_s: Factor
+    kernel_scale: Factor
+    engine: str = ""
 
     @property
     def calibrated(self) -> bool:
-        return any(getattr(self, f).source == "fitted" for f in FACTORS)
+        """Whether the silicon's own factors rest on measurements (an engine's fit alone does not
+        calibrate a chip family)."""
+        return any(getattr(self, f).source == "fitted" for f in FACTORS if f not in ENGINE_FACTORS)
 
     def value(self, name: str) -> float:
         return getattr(self, name).value
@@ -120,28 +140,38 @@ def _tables() -> tuple[dict, dict]:
     return priors, fitted
 
 
-def efficiency_for(family: str, *, overrides: dict[str, float] | None = None) -> FamilyEfficiency:
-    """Factors for a chip family: fitted > family prior > default prior (> user overrides)."""
+def engine_tables(family: str, engine: str | None) -> tuple[str, ...]:
+    """The table names an engine adds for ``family``, in resolution order."""
+    return (f"engine:{engine}", f"engine:{engine}@{family}") if engine else ()
+
+
+def efficiency_for(
+    family: str, *, engine: str | None = None, overrides: dict[str, float] | None = None
+) -> FamilyEfficiency:
+    """Factors for a chip family under a serving engine: default prior < derived default < family
+    prior < family fit < engine prior < engine fit < engine-on-family prior < its fit (< user
+    overrides)."""
     priors, fitted = _tables()
     merged: dict[str, dict] = {}
-    for layer in (
-        priors.get("default", {}),
-        fitted.get("default", {}),
-        priors.get(family, {}),
-        fitted.get(family, {}),
-    ):
+    layers = [priors.get("default", {}), fitted.get("default", {}), priors.get(family, {}),
+              fitted.get(family, {})]  # fmt: skip
+    for table in engine_tables(family, engine):
+        layers += [priors.get(table, {}), fitted.get(table, {})]
+    for layer in layers:
         for name, spec in layer.items():
             merged[name] = spec
     for name, value in (overrides or {}).items():
         merged[name] = {"value": value, "source": "user", "note": "scenario override"}
-    return FamilyEfficiency(family=family, **merged)
+    return FamilyEfficiency(family=family, engine=engine or "", **merged)
 
 
-def prior_for(family: str) -> FamilyEfficiency:
+def prior_for(family: str, engine: str | None = None) -> FamilyEfficiency:
     """Priors only (no fitted values): the starting point and prior centre of calibration."""
     priors, _ = _tables()
     merged = {**priors.get("default", {}), **priors.get(family, {})}
-    return FamilyEfficiency(family=family, **merged)
+    for table in engine_tables(family, engine):
+        merged.update(priors.get(table, {}))
+    return FamilyEfficiency(family=family, engine=engine or "", **merged)
 
 
 def clear_cache() -> None:

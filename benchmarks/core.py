@@ -94,7 +94,9 @@ def numpy_reference(packed, d: np.ndarray) -> np.ndarray:
         if kind[i] in (2, 3):
             t_c = t_c + flops[i] / (peak * d[:, L.EFF_ATTN])
         elif kind[i] <= 1:
-            eff = np.where(d[:, L.LOW0 + prec[i]] > 0.5, d[:, L.EFF_GEMM8], d[:, L.EFF_GEMM16])
+            cls = d[:, L.LOW0 + prec[i]]
+            eff = np.where(cls > 1.5, d[:, L.EFF_GEMM4],
+                           np.where(cls > 0.5, d[:, L.EFF_GEMM8], d[:, L.EFF_GEMM16]))
             t_c = t_c + flops[i] / (peak * eff * _numpy_util(m[i], n[i], k[i], groups[i], d))
         t_m = (
             wb[i] / (d[:, L.BW_WEIGHTS] * em)

@@ -491,7 +491,8 @@ def _op_cost(
     if kd == ATTN_P or kd == ATTN_D:
         t_c += flops[i] / (peak * d[L.EFF_ATTN])
     elif kd <= GROUPED:
-        eff = d[L.EFF_GEMM8] if d[L.LOW0 + prec[i]] > 0.5 else d[L.EFF_GEMM16]
+        cls = d[L.LOW0 + prec[i]]
+        eff = d[L.EFF_GEMM4] if cls > 1.5 else (d[L.EFF_GEMM8] if cls > 0.5 else d[L.EFF_GEMM16])
         t_c += flops[i] / (peak * eff * util[i])
     em = d[L.EFF_MEM]
     t_m = (

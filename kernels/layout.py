@@ -44,7 +44,8 @@ E_LINK = 41
 E_VFLOP = 42
 IDLE_W = 43
 TDP_W = 44
-# 1 where precision code i resolves to a sub-16-bit format on this design (8-bit GEMM efficiency)
+# precision class of code i as this design resolves it: 0 16 bits or more, 1 8-bit, 2 6/4-bit
+# (which of EFF_GEMM16 / EFF_GEMM8 / EFF_GEMM4 its GEMMs reach)
 LOW0 = 45  # .. LOW0 + 8
 # scale-up wiring (arch.chip.Interconnect, defaults resolved by kernels.pack): links between one
 # chip and one directly linked peer (may be fractional: a torus's links spread over its
@@ -63,7 +64,10 @@ E_SCALE = 60
 # fixed latencies of statically scheduled / dataflow chips: per layer, per pipeline-stage hop
 LAT_LAYER = 61
 LAT_STAGE_HOP = 62
-N_DESIGN = 63
+EFF_GEMM4 = 63
+# the serving engine's fixed cost per forward pass (once per step)
+STEP_OVH = 64
+N_DESIGN = 65
 
 # topology codes
 TOPO_SWITCH = 0

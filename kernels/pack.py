@@ -4,7 +4,7 @@ A design row (``layout.N_DESIGN`` floats) holds everything the kernels need abou
 fabric, the efficiency factors and where the weights are read from. :func:`pack_rows` builds many
 rows at once from :class:`arch.chip.ChipArrays` columns; :func:`pack_design` is the same function
 for one system (one row). Precision fallback is resolved in the row (``PEAK0 + i`` holds the peak
-of the precision ``i`` runs at, ``LOW0 + i`` whether that is a sub-16-bit format), so op graphs
+of the precision ``i`` runs at, ``LOW0 + i`` its class: 16-bit, 8-bit or 4-bit), so op graphs
 carry the *requested* precision and one packed graph serves every design.
 """
 
@@ -35,17 +35,23 @@ from workloads.ops import OpGraph
 
 __all__ = ["PackedOps", "base_row", "pack_design", "pack_ops", "pack_rows", "resolve_precision"]
 
-_LOW = np.array([PRECISION_BITS[p] < 16 for p in PRECISIONS])
+# precision class per precision (layout.LOW0): 0 >= 16 bits, 1 8-bit, 2 6/4-bit
+_CLASS = np.array([0 if PRECISION_BITS[p] >= 16 else 1 if PRECISION_BITS[p] >= 8 else 2
+                   for p in PRECISIONS], dtype=float)  # fmt: skip
 _EFFICIENCY_COLUMNS = (
     (L.EFF_GEMM16, "gemm_16bit"),
     (L.EFF_GEMM8, "gemm_8bit"),
+    (L.EFF_GEMM4, "gemm_4bit"),
     (L.EFF_ATTN, "attention"),
     (L.EFF_MEM, "memory"),
     (L.ROOFLINE_P, "roofline_exponent"),
     (L.KERNEL_OVH, "kernel_overhead_s"),
     (L.EFF_BUS, "collective_bus"),
     (L.EFF_INR, "collective_in_network"),
+    (L.STEP_OVH, "step_overhead_s"),
 )
+# the kernel classes whose rate the engine's kernel_scale multiplies
+_ENGINE_SCALED = (L.EFF_GEMM16, L.EFF_GEMM8, L.EFF_GEMM4, L.EFF_ATTN)
 
 
 def resolve_precision(chip: Chip, precision: str) -> str:
@@ -97,6 +103,8 @@ def base_row(
     d = np.zeros(L.N_DESIGN)
     for col, name in _EFFICIENCY_COLUMNS:
         d[col] = eff.value(name)
+    for col in _ENGINE_SCALED:
+        d[col] = min(1.0, d[col] * eff.value("kernel_scale"))
     _pack_fabrics(d, system, eff)
     d[L.DIRECT_ALGOS] = direct_collectives
     d[L.E_LINK] = system.chip.scale_up.energy_j_per_byte
@@ -104,6 +112,19 @@ def base_row(
     d[L.E_SCALE] = eff.value("energy_scale")
     d[L.LAT_STAGE_HOP] = eff.value("stage_hop_latency_s")
     return d
+
+
+_P16, _P8, _P4 = (L.PEAK0 + PRECISIONS.index(p) for p in ("bf16", "fp8", "fp4"))
+
+
+def _cap_low_precision(d: np.ndarray) -> None:
+    """Halving the bits at most doubles a GEMM's rate: per design, the 8-bit rate (peak x
+    efficiency) is capped at twice the 16-bit rate and the 4-bit rate at twice the 8-bit one,
+    whatever the fitted or derived factors say (their fits come from different shapes)."""
+    for lo, hi, e_lo, e_hi in ((_P8, _P16, L.EFF_GEMM8, L.EFF_GEMM16),
+                               (_P4, _P8, L.EFF_GEMM4, L.EFF_GEMM8)):  # fmt: skip
+        cap = 2.0 * d[:, hi] * d[:, e_hi] / np.where(d[:, lo] > 0, d[:, lo], 1.0)
+        d[:, e_lo] = np.where(d[:, lo] > 0, np.minimum(d[:, e_lo], cap), d[:, e_lo])
 
 
 def pack_rows(base: np.ndarray, chips: ChipArrays, split: np.ndarray) -> np.ndarray:
@@ -118,7 +139,8 @@ def pack_rows(base: np.ndarray, chips: ChipArrays, split: np.ndarray) -> np.ndar
     native = np.take_along_axis(chips.peaks, np.maximum(idx, 0), axis=1)
     peaks, low = slice(L.PEAK0, L.PEAK0 + len(PRECISIONS)), slice(L.LOW0, L.LOW0 + len(PRECISIONS))
     d[:, peaks] = np.where(idx >= 0, native, chips.vector_peak[:, None])  # no matrix path: vector
-    d[:, low] = np.where(idx >= 0, _LOW[np.maximum(idx, 0)], False)
+    d[:, low] = np.where(idx >= 0, _CLASS[np.maximum(idx, 0)], 0.0)
+    _cap_low_precision(d)
     d[:, L.VPEAK] = chips.vector_peak
     d[:, L.UNITS], d[:, L.TILE_R], d[:, L.TILE_C] = chips.units, chips.tile_rows, chips.tile_cols
     d[:, L.WEIGHT_STATIONARY] = chips.weight_stationary

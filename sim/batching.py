@@ -33,6 +33,7 @@ class BatchChoice:
     tokens_per_s: float
     limit: str
     largest_fitting: int
+    cap: int = _CAP
 
     @property
     def note(self) -> str:
@@ -41,7 +42,7 @@ class BatchChoice:
             "slo": "the next batch misses the TPOT SLO",
             "throughput": f"larger batches (up to {self.largest_fitting} fit in memory) "
             "deliver fewer tokens/s or miss the SLO",
-            "engine cap": f"the scheduler cap of {_CAP} sequences",
+            "engine cap": f"the engine's scheduler cap of {self.cap} sequences",
         }[self.limit]
         return f"--batch max chose {self.batch}: {why}"
 
@@ -76,12 +77,13 @@ def _grid(hi: int) -> list[int]:
 def batch_choice(w: Workload, *, tpot_slo_s: float | None = None) -> BatchChoice:
     """The highest-throughput batch per replica that fits and meets ``tpot_slo_s`` (at the
     middle decode context)."""
-    fits = _largest(lambda b: w.plan(b).fits, _CAP)
+    cap = w.engine.max_batch or _CAP  # the engine's limit on sequences in flight
+    fits = _largest(lambda b: w.plan(b).fits, cap)
     if fits == 0:
         plan = w.plan(1)
         hint = f"; at least {plan.min_chips} chips needed" if plan.min_chips else ""
         raise ConfigError(f"does not fit even at batch 1: {plan.reason}{hint}")
-    hi, limit = fits, "engine cap" if fits == _CAP else "memory"
+    hi, limit = fits, "engine cap" if fits == cap else "memory"
     if tpot_slo_s is not None:
         ctx = w.decode_contexts[1]
         best = _largest(lambda b: w.decode(b, ctx, w.plan(b)).total_s <= tpot_slo_s, fits)
@@ -102,7 +104,7 @@ def batch_choice(w: Workload, *, tpot_slo_s: float | None = None) -> BatchChoice
     for b in {round(lo_b * (hi_b / lo_b) ** (i / 6)) for i in range(7)} - scored.keys():
         scored[b] = _tokens_per_s(w, b)
     b = max(scored, key=lambda b: (scored[b], b))
-    return BatchChoice(b, scored[b], limit if b == hi else "throughput", fits)
+    return BatchChoice(b, scored[b], limit if b == hi else "throughput", fits, cap)
 
 
 def max_batch(w: Workload, *, tpot_slo_s: float | None = None) -> int:

@@ -43,18 +43,12 @@ import numpy as np
 from arch.base import ConfigError
 from arch.chip import ChipArrays, System
 from arch.efficiency import FamilyEfficiency, efficiency_for
+from arch.engine import KERNELS_ONLY, Engine, resolve_engine
 from arch.presets import parse_system
 from kernels import layout as L
 from kernels.cost import stage_totals
 from kernels.pack import pack_design, pack_ops, resolve_precision
-from sim.step import (
-    StepTiming,
-    analytic_step,
-    fill_drain_seconds,
-    pipeline_seconds,
-    step_energy,
-    trip_latency_s,
-)
+from sim.step import StepTiming, analytic_step, step_energy, step_seconds
 from workloads.capacity import (
     LOGIT_BYTES,
     MemoryPlan,
@@ -113,7 +107,9 @@ class Workload:
     input_len: int
     output_len: int
     eff: FamilyEfficiency
+    engine: Engine = KERNELS_ONLY
     routing_skew: float = 0.0
+    moe_overlap: bool = False  # two-batch overlap of MoE all-to-all with compute
     prefill_chunk_tokens: int = 8192
 
     def shape(
@@ -147,6 +143,7 @@ class Workload:
             parallelism=self.par,
             quant=self.quant,
             routing_skew=self.routing_skew,
+            moe_overlap=self.moe_overlap,
         )
 
     def plan(self, batch: int) -> MemoryPlan:
@@ -195,9 +192,12 @@ class Workload:
 
     @property
     def decode_contexts(self) -> tuple[int, int, int]:
-        """(first, middle, last) context of the decode steps (Simpson's nodes)."""
+        """(first, middle, last) context of the decode steps (Simpson's nodes); an engine with a
+        padded cache attends over the whole slot (input + output) at every step."""
         c0 = self.input_len + 1
         c1 = max(self.input_len + self.output_len - 1, c0)
+        if self.engine.padded_cache:
+            return c1, c1, c1
         return c0, (c0 + c1) // 2, c1
 
     def floor_w(self) -> float:
@@ -220,8 +220,11 @@ def resolve_workload(
     routing_skew: float = 0.0,
     efficiency_overrides: dict[str, float] | None = None,
     eff: FamilyEfficiency | None = None,
+    engine: str | Engine | None = None,
+    moe_overlap: bool = False,
 ) -> Workload:
     """Presets and names to objects, checked: lengths, context, parallelism against the system.
+    ``engine``: the serving engine (None: the one the chip family is assumed to run);
     ``eff`` (a resolved efficiency) replaces the chip family's calibrated one."""
     system = parse_system(system) if isinstance(system, str) else system
     model = load_model(model) if isinstance(model, str) else model
@@ -237,6 +240,8 @@ def resolve_workload(
     par.validate_for(model, system.count)
     for p in {quant.gemm_precision, quant.a.compute}:  # every precision the ops will ask for
         resolve_precision(system.chip, p)  # a ConfigError when the chip can run none of it
+    family = system.chip.family
+    engine = engine if isinstance(engine, Engine) else resolve_engine(engine, family)
     return Workload(
         system=system,
         model=model,
@@ -244,8 +249,10 @@ def resolve_workload(
         par=par,
         input_len=input_len,
         output_len=output_len,
-        eff=eff or efficiency_for(system.chip.family, overrides=efficiency_overrides),
+        eff=eff or efficiency_for(family, engine=engine.name, overrides=efficiency_overrides),
+        engine=engine,
         routing_skew=routing_skew,
+        moe_overlap=moe_overlap,
     )
 
 
@@ -280,8 +287,7 @@ def step_costs(
     g = w.graph(phase, sh.batch, sh.seq, sh.context)
     p = pack_ops(g)
     out = stage_totals(*p.args, p.count, p.stage, p.n_stages, designs)
-    rule = fill_drain_seconds if sh.fill else pipeline_seconds
-    seconds = rule(out[:, :, L.T_TOTAL], sh.passes, trip_latency_s(designs, g))
+    seconds = step_seconds(out[:, :, L.T_TOTAL], sh.passes, fill=sh.fill, designs=designs, graph=g)
     return seconds, step_energy(out[:, :, L.ENERGY].sum(axis=1), g, sh.passes)
 
 
@@ -441,6 +447,8 @@ def _config(w: Workload, batch: int) -> dict[str, Any]:
         "output_len": w.output_len,
         "batch_per_replica": batch,
         "gemm_precision": resolve_precision(w.system.chip, w.quant.gemm_precision),
+        "engine": w.engine.name,
+        "engine_assumed": w.engine.assumed,
     }
 
 
@@ -463,8 +471,11 @@ def _notes(w: Workload, plan: MemoryPlan, plan_batch: int) -> list[str]:
         priors = [f for f, v in w.eff.provenance().items() if v["source"] != "fitted"]
         if priors:
             notes.append(f"{chip.family}: not fitted, priors used for {', '.join(priors)}")
-    if got in ("fp4", "fp6"):
-        notes.append("EXTRAPOLATED: no 4/6-bit GEMM measurements; gemm_8bit efficiency applied")
+    if got in ("fp4", "fp6") and w.eff.gemm_4bit.source != "fitted":
+        notes.append(f"EXTRAPOLATED: no 4/6-bit GEMM measurements for {chip.family}; gemm_4bit "
+                     f"is {w.eff.gemm_4bit.source} ({w.eff.gemm_4bit.value:.3g})")
+    how = "assumed for the family" if w.engine.assumed else "as given"
+    notes.append(f"engine: {w.engine.name} ({how}); --engine names another")
     if plan.reason and plan.fits:
         notes.append(plan.reason)
     if w.par.pp > 1:

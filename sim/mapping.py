@@ -267,6 +267,8 @@ def choose_mapping(
     routing_skew: float = 0.0,
     efficiency_overrides: dict[str, float] | None = None,
     max_candidates: int | None = None,
+    engine: str | None = None,
+    moe_overlap: bool = False,
 ) -> Choice:
     """The best valid mapping of ``system`` for the request; ``None`` degrees are searched.
 
@@ -282,7 +284,8 @@ def choose_mapping(
         raise _no_valid(model_, sys_.count, given)
     common = {"system": sys_, "model": model_, "quant": quant, "input_len": input_len,
               "output_len": output_len, "routing_skew": routing_skew,
-              "efficiency_overrides": efficiency_overrides}  # fmt: skip
+              "efficiency_overrides": efficiency_overrides, "engine": engine,
+              "moe_overlap": moe_overlap}  # fmt: skip
     ws = [resolve_workload(**common, **p.model_dump()) for p in pars]
     cap = max_candidates or MAX_CANDIDATES["max" if batch == "max" else "batch"]
     pool = _screen(ws, batch, objective, cap)
@@ -375,7 +378,7 @@ def smallest_sram_system(w: Workload) -> SramFit | None:
         cand = resolve_workload(
             system=System(chip=chip, count=n), model=model, quant=w.quant, tp=t, pp=p,
             input_len=w.input_len, output_len=w.output_len, routing_skew=w.routing_skew,
-            eff=w.eff,
+            eff=w.eff, engine=w.engine, moe_overlap=w.moe_overlap,
         )  # fmt: skip
         plan = cand.plan(1)
         if plan.fits and plan.weight_split[2] == 0:  # no weight streams from a capacity tier

@@ -11,6 +11,8 @@ design here, many designs in :mod:`sim.evaluate`):
 * :func:`fill_drain_seconds`: a one-off pass of ``n`` chunks (prefill) fills and drains the
   pipeline: ``sum of stage times + (n - 1) x slowest stage`` (one chunk through every stage, the
   rest at the slowest stage's pace);
+* :func:`step_seconds`: either rule with the trip latency, plus the serving engine's fixed cost
+  per forward pass (``step_overhead_s``: once per decode step, once per prefill chunk);
 * :func:`step_energy`: the graph is one device per stage running one micro-batch, so the step's
   dynamic energy is ``sum(op energy x count) x tp (chips per stage) x microbatches``.
 """
@@ -36,6 +38,7 @@ __all__ = [
     "fill_drain_seconds",
     "pipeline_seconds",
     "step_energy",
+    "step_seconds",
     "trip_latency_s",
 ]
 
@@ -54,7 +57,7 @@ class StepTiming:
     graph: OpGraph
     shares: dict[str, float]
     energy_j: float
-    latency_s: float = 0.0  # fixed trip latency included in total_s (layer and stage hops)
+    latency_s: float = 0.0  # fixed latency in total_s: layer and stage hops, engine step cost
     # filled by the SimPy step simulation (sim.step_sim.time_step); empty for the analytic sum
     busy_s: dict[str, float] = field(default_factory=dict)
     exposed_s: dict[str, float] = field(default_factory=dict)
@@ -124,6 +127,22 @@ def fill_drain_seconds(stage_s: np.ndarray, passes: int, latency_s=0.0) -> np.nd
     return stage_s.sum(axis=-1) + latency_s + (passes - 1) * stage_s.max(axis=-1)
 
 
+def host_seconds(designs: np.ndarray, passes: int, *, fill: bool) -> np.ndarray:
+    """The engine's fixed cost of a step per design row: one per forward pass (each prefill chunk
+    is one; a decode step's micro-batches are one iteration)."""
+    return np.atleast_2d(designs)[:, L.STEP_OVH] * (passes if fill else 1)
+
+
+def step_seconds(
+    stage_s: np.ndarray, passes: int, *, fill: bool, designs: np.ndarray, graph: OpGraph
+) -> np.ndarray:
+    """Seconds of a step per design row (module docstring): the pipeline rule with the trip
+    latency, plus the engine's fixed cost per forward pass."""
+    rule = fill_drain_seconds if fill else pipeline_seconds
+    latency = trip_latency_s(designs, graph)
+    return rule(stage_s, passes, latency) + host_seconds(designs, passes, fill=fill)
+
+
 def step_energy(device_energy_j, graph: OpGraph, microbatches: int):
     """Step energy from one device-per-stage micro-batch's op energy (scalar or per design)."""
     return device_energy_j * graph.meta.get("parallelism", {}).get("tp", 1) * microbatches
@@ -148,10 +167,11 @@ def analytic_step(
     weighted = per_op[:, L.T_TOTAL] * packed.count
     stage_s = np.bincount(packed.stage, weights=weighted, minlength=packed.n_stages)
     device_j = float(np.sum(per_op[:, L.ENERGY] * packed.count))
-    latency = float(trip_latency_s(design, graph)[0])
-    rule = fill_drain_seconds if fill else pipeline_seconds
+    total = float(step_seconds(stage_s, microbatches, fill=fill, designs=design, graph=graph)[0])
+    host = host_seconds(design, microbatches, fill=fill)
+    latency = float(trip_latency_s(design, graph)[0] + host[0])
     return StepTiming(
-        total_s=float(rule(stage_s, microbatches, latency)),
+        total_s=total,
         stage_s=stage_s,
         per_op=per_op,
         graph=graph,

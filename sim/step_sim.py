@@ -175,14 +175,17 @@ def time_step(
     per_op = np.repeat(analytic.per_op, graph.count, axis=0)
     pieces = _pieces(per_op, flat, system, eff, plan)
     replay = _Replay(flat, pieces, max(microbatches, 1), overlap, max(prefetch_depth, 1))
-    total = replay.run(_order(flat)) + analytic.latency_s  # fixed trip latency, as analytic
+    end = replay.run(_order(flat))
     busy, exposed = exposed_times(replay.timeline)
+    timeline = list(replay.timeline)
+    if analytic.latency_s > 0:  # fixed trip latency and engine step cost, as analytic
+        timeline.append(("fixed latency", 0, "engine", 0, end, end + analytic.latency_s))
     return replace(
         analytic,
-        total_s=total,
+        total_s=end + analytic.latency_s,
         busy_s=busy,
         exposed_s=exposed,
-        timeline=tuple(replay.timeline),
+        timeline=tuple(timeline),
     )
 
 

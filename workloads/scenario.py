@@ -110,6 +110,8 @@ class PredictScenario(UserConfig):
     count: int | None = Field(default=None, ge=1)
     model: str | None = None
     quant: str | QuantSpec | None = None
+    engine: str | None = None
+    moe_overlap: bool = False
     batch: int | Literal["max"] | None = None
     tpot_slo_ms: float | None = Field(default=None, gt=0)
     input_len: int | None = Field(default=None, ge=1)

@@ -61,13 +61,16 @@ def predict(
     routing_skew: float = 0.0,
     efficiency_overrides: dict[str, float] | None = None,
     objective: str | None = None,
+    engine: str | None = None,
+    moe_overlap: bool = False,
 ) -> Result:
     """Predict a static batch: TTFT, TPOT, throughput, memory, bounds, power and energy.
 
     ``batch="max"``: the batch with the most throughput that fits (and, with ``tpot_slo_s``,
     meets that TPOT). ``tp``/``pp``/``ep``/``dp`` left ``None`` or ``"auto"`` are chosen
     (:mod:`sim.mapping`) by ``objective`` (one of :data:`OBJECTIVES`; default per-user speed at
-    a given batch, output tokens/s at ``"max"``).
+    a given batch, output tokens/s at ``"max"``). ``engine``: the serving engine
+    (:mod:`arch.engine`; None: the one the chip family is assumed to run).
     """
     batch = _batch(batch)
     model = load_model(model) if isinstance(model, str) else model
@@ -81,6 +84,8 @@ def predict(
         "output_len": output_len,
         "routing_skew": routing_skew,
         "efficiency_overrides": efficiency_overrides,
+        "engine": engine,
+        "moe_overlap": moe_overlap,
     }
     if any(v is None for v in given.values()):
         choice = choose_mapping(

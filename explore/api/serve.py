@@ -55,6 +55,8 @@ class ServeRequest:
     lora: LoRA | None = None
     seed: int = 0
     block_size: int = 16
+    engine: str | None = None  # None: the one the chip family is assumed to run
+    moe_overlap: bool = False  # MoE: two-batch overlap of the all-to-all with compute
 
 
 def _lengths(req: ServeRequest) -> tuple[int, int]:
@@ -74,7 +76,7 @@ def resolve_mapping(
     choice = choose_mapping(
         system=req.system, model=req.model, quant=req.quant, **given,
         batch="max", tpot_slo_s=slo_tpot_s, objective="tokens_per_s",
-        input_len=inp, output_len=out,
+        input_len=inp, output_len=out, engine=req.engine, moe_overlap=req.moe_overlap,
     )  # fmt: skip
     par = choice.result.workload.par
     return replace(req, **par.model_dump()), choice.to_dict()
@@ -92,6 +94,8 @@ def _workload(req: ServeRequest) -> Workload:
         dp=req.dp,
         input_len=inp,
         output_len=out,
+        engine=req.engine,
+        moe_overlap=req.moe_overlap,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from arch.base import ConfigError
+from arch.engine import engine_names
 
 __all__ = ["add_target", "degree", "degrees", "pick"]
 
@@ -27,6 +28,10 @@ def add_target(p) -> None:
     p.add_argument("--system", help="CHIP:N, e.g. h100-sxm:8 (or a chip TOML path :N)")
     p.add_argument("--model", help="model preset or TOML path")
     p.add_argument("--quant", help="bf16, fp16, fp8, int8, fp4, int4-awq")
+    p.add_argument("--engine", help="serving engine: " + ", ".join(engine_names())
+                   + " (default: the one the chip family is assumed to run)")  # fmt: skip
+    p.add_argument("--moe-overlap", action="store_true",
+                   help="MoE: overlap expert all-to-all with compute (two-batch overlap)")
     for flag in ("tp", "pp", "ep", "dp"):
         p.add_argument(
             f"--{flag}",

@@ -23,8 +23,9 @@ def add_parser(sub) -> None:
         help="what the automatic mapping maximizes (per-user speed at a given batch, "
         "tokens_per_s at --batch max)",
     )
-    p.add_argument("--input-len", type=int)
-    p.add_argument("--output-len", type=int)
+    for flag in ("--input-len", "--output-len"):
+        p.add_argument(flag, help="tokens; with --batch max also uniform:LO:HI, "
+                       "lognormal:MEAN:STD or file:PATH (steady state, simulated)")  # fmt: skip
     p.add_argument("--routing-skew", type=float, help="Zipf exponent of MoE routing (0 uniform)")
     p.add_argument("--scenario", type=Path, help="TOML scenario; flags override it")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -74,16 +75,43 @@ def _predict(args: argparse.Namespace):
         except ValueError:
             raise ConfigError(f"--batch {batch!r}: give a positive integer or 'max'") from None
     slo = args.tpot_slo_ms if args.tpot_slo_ms is not None else sc.tpot_slo_ms
-    return predict(
+    inp, out, front = _lengths(args, sc, batch, predict)
+    return front(
         system,
         model,
         pick(args.quant, sc.quant, default="bf16"),
         **degrees(args, par),
         batch=batch,
         tpot_slo_s=slo / 1e3 if slo else None,
-        input_len=pick(args.input_len, sc.input_len, name="input-len"),
-        output_len=pick(args.output_len, sc.output_len, name="output-len"),
+        input_len=inp,
+        output_len=out,
         routing_skew=args.routing_skew if args.routing_skew is not None else sc.routing_skew,
         efficiency_overrides=sc.efficiency or None,
         objective=args.objective,
+        engine=args.engine or sc.engine,
+        moe_overlap=args.moe_overlap or sc.moe_overlap,
     )
+
+
+def _lengths(args: argparse.Namespace, sc, batch, predict):
+    """(input, output, front door): integer lengths cost a static batch (``predict``); a length
+    distribution (any spelling ``serve`` takes) needs ``--batch max`` and is simulated to a
+    steady state (:func:`explore.api.steady.steady_state`)."""
+    from explore.api.steady import is_distribution, length_dist, steady_state
+
+    given = {f: pick(getattr(args, a), getattr(sc, a), name=f[2:])
+             for f, a in (("--input-len", "input_len"), ("--output-len", "output_len"))}
+    for flag, value in given.items():
+        length_dist(value, flag)  # a bad spelling: one line naming the flag
+    dists = [(f, v) for f, v in given.items() if is_distribution(v)]
+    inp, out = given.values()
+    if not dists:
+        return int(inp), int(out), predict
+    flag, value = dists[0]
+    if batch != "max":
+        raise ConfigError(f"{flag} {value}: a length distribution needs --batch max (the steady "
+                          f"state is simulated); give an integer {flag} with --batch {batch}")
+    if args.trace:
+        raise ConfigError(f"{flag} {value}: --trace writes one static batch's steps; give "
+                          f"integer lengths or drop --trace")
+    return inp, out, steady_state

@@ -104,6 +104,8 @@ def _serve_request(args: argparse.Namespace):
         system=pick(args.system, sc.system_spec(), name="system"),
         model=pick(args.model, sc.model, name="model"),
         quant=pick(args.quant, sc.quant, default="bf16"),
+        engine=args.engine or sc.engine,
+        moe_overlap=args.moe_overlap or sc.moe_overlap,
         input_len=lengths[0],
         output_len=lengths[1],
         arrivals=arrivals,

@@ -26,7 +26,6 @@ import numpy as np
 
 from arch.base import ConfigError
 from arch.chip import Chip, System
-from arch.efficiency import efficiency_for
 from arch.physical import ChipDesign, PhysicalReport, design_from_dict
 from arch.presets import load_chip
 from explore.tco.inputs import TcoInputs, default_inputs, ownership, usd_per_m_tokens
@@ -225,7 +224,7 @@ def deployment(chip: Chip, model: ModelSpec, base: dict, params: dict):
         w = resolve_workload(system=System(chip=chip, count=dep["chips"]), model=model,
                              quant=get_quant(dep["quant"]), tp=dep["tp"], pp=dep["pp"],
                              ep=dep["ep"], dp=dep["chips"] // per_replica, input_len=inp,
-                             output_len=out, eff=efficiency_for(chip.family))  # fmt: skip
+                             output_len=out, engine=base.get("engine"))  # fmt: skip
     except ConfigError as exc:
         raise Infeasible(str(exc)) from None
     return dep, w

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from arch.base import ConfigError
 from arch.chip import PRECISION_BITS, System
 from arch.efficiency import efficiency_for
+from arch.engine import KERNELS_ONLY, resolve_engine
 from arch.presets import load_chip
 from explore.api.predict import predict
+from explore.validation.case import Case, Overrides, Unexpressed, ov_key
+from explore.validation.moe_cases import is_moe_row, moe_case
 from kernels import layout as L
 from kernels.cost import collective_time
 from kernels.pack import pack_design, resolve_precision
@@ -28,32 +29,8 @@ from sim.evaluate import average_power_w, resolve_workload
 from sim.step import analytic_step
 from workloads.ops import OpKind, precision_code, single_op
 
-__all__ = ["Case", "Unexpressed", "build_cases", "load_rows", "shipped_measurements"]
-
-Overrides = dict[str, dict[str, float]]  # family -> factor -> value
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    family: str
-    chip: str
-    metric: str
-    cls: str  # microbenchmark | end_to_end | api
-    measured: float
-    unit: str
-    describe: str
-    predict: Callable[[Overrides], float]
-    assumption: str = ""
-
-
-@dataclass(frozen=True)
-class Unexpressed:
-    id: str
-    metric: str
-    hardware: str
-    reason: str
-
+__all__ = ["Case", "Unexpressed", "build_cases", "engine_of", "load_rows", "ov_key",
+           "shipped_measurements"]  # fmt: skip
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -129,6 +106,36 @@ _MODELS = [
 
 def _match(table, text: str) -> str | None:
     return next((name for pat, name in table if re.search(pat, text)), None)
+
+
+# the serving engine a row ran, from its text (first match wins); rows naming none take the
+# family's assumed engine (arch/presets/engines.toml)
+_ENGINES = (
+    (r"measure_gpu\.py", "pytorch"),  # the project's own harness
+    (r"TensorRT-LLM|TRT-LLM|_TRT\b|trtllm", "trtllm"),
+    (r"\bvLLM\b", "vllm"),
+    (r"SGLang", "sglang"),
+    (r"JetStream", "jetstream"),
+    (r"DeepSpeed|optimum-habana", "deepspeed"),
+    (r"sambaflow|public endpoint|API benchmark|cloud API", "vendor"),
+)
+# benchmark suites that ran 2023-2024 engine releases (TRT-LLM's static-batching
+# gptSessionBenchmark of v0.5-0.6; LLM-Inference-Bench, arXiv 2411.00136, on 2024 releases):
+# their rows ran the engine's "-legacy" entry, not today's release
+_LEGACY = r"gptSessionBenchmark|LLM-Inference-Bench"
+_HAS_LEGACY = ("trtllm", "vllm")
+
+
+def engine_of(row) -> str | None:
+    text = " ".join(row.get(k, "") for k in ("parallelism", "workload", "source", "notes"))
+    name = next((n for pat, n in _ENGINES if re.search(pat, text, re.IGNORECASE)), None)
+    if name in _HAS_LEGACY and re.search(_LEGACY, text):
+        return f"{name}-legacy"
+    return name
+
+
+def _engine(row, chip: str) -> str:
+    return resolve_engine(engine_of(row), load_chip(chip).family).name
 
 
 def _quant(precision: str) -> str:
@@ -352,8 +359,9 @@ def _hbm_case(row, chip: str) -> Case | str:
     return _case(row, chip, c.family, "microbenchmark", pred, what)
 
 
-def _case(row, chip, fam, cls, pred, describe, assumption: str = "") -> Case:
+def _case(row, chip, fam, cls, pred, describe, assumption: str = "", engine: str = "") -> Case:
     return Case(
+        engine=engine,
         id=row["id"],
         family=fam,
         chip=chip,
@@ -397,6 +405,7 @@ def _predict_case(
     fam = load_chip(chip).family
     quant = _quant(row["precision"])
     inp, out = _int(row["input_len"]) or 0, _int(row["output_len"]) or 0
+    engine = _engine(row, chip)
 
     def pred(ov: Overrides) -> float:
         r = predict(
@@ -409,13 +418,14 @@ def _predict_case(
             batch=batch,
             input_len=inp,
             output_len=max(out, 1),
-            efficiency_overrides=ov.get(fam),
+            efficiency_overrides=ov.get(ov_key(fam, engine)),
+            engine=engine,
         )
         if not r.fits:
             raise ConfigError(f"{row['id']}: prediction does not fit: {r.memory.reason}")
         return metric_of(r)
 
-    return _case(row, chip, fam, cls, pred, describe, assumption)
+    return _case(row, chip, fam, cls, pred, describe, assumption, engine)
 
 
 # metric -> (value read off a Result, label); batch 1 for TTFT rows, the row's batch otherwise
@@ -479,28 +489,31 @@ def _e2e_case(row, chip: str, model: str) -> Case | str:
     )
 
 
-def _decode_step(row, chip: str, model: str, ov: Overrides):
+def _decode_step(row, chip: str, model: str, ov: Overrides, engine: str = ""):
     """(workload, StepTiming) of one decode step at the row's batch and context."""
     batch, ctx = int(row["batch_or_concurrency"]), _int(row["input_len"]) or 3072
-    w = _workload(row, chip, model, ov, input_len=1)
+    w = _workload(row, chip, model, ov, input_len=1, engine=engine)
     return w, w.decode(batch, ctx, w.plan(batch))
 
 
-def _workload(row, chip: str, model: str, ov: Overrides, *, input_len: int):
-    """The row's chip x TP running ``model`` (one decode token), the family's overrides applied."""
+def _workload(row, chip: str, model: str, ov: Overrides, *, input_len: int, engine: str = ""):
+    """The row's chip x TP running ``model`` (one decode token) under ``engine`` ("": the kernels
+    alone), the overrides of that family and engine applied."""
     tp = _tp(row)
     fam = load_chip(chip).family
+    eng = resolve_engine(engine, fam) if engine else KERNELS_ONLY
     return resolve_workload(system=f"{chip}:{tp}", model=model, quant=_quant(row["precision"]),
-                            tp=tp, input_len=input_len, output_len=1,
-                            efficiency_overrides=ov.get(fam))  # fmt: skip
+                            tp=tp, input_len=input_len, output_len=1, engine=eng,
+                            efficiency_overrides=ov.get(ov_key(fam, engine)))  # fmt: skip
 
 
 def _decode_case(row, chip: str, model: str) -> Case | str:
     """A decode step's latency (ms) or the board power (W) while decode steps repeat."""
     fam, power = load_chip(chip).family, row["metric"] == "accelerator_power_w_avg"
+    engine = _engine(row, chip)
 
     def pred(ov: Overrides) -> float:
-        w, step = _decode_step(row, chip, model, ov)
+        w, step = _decode_step(row, chip, model, ov, engine)
         if not power:
             return step.total_s * 1e3
         c = w.system.chip
@@ -508,7 +521,8 @@ def _decode_case(row, chip: str, model: str) -> Case | str:
                                      floor_w=w.floor_w(), tdp_w=c.tdp_w))  # fmt: skip
 
     what = f"{model} decode step b{row['batch_or_concurrency']} ctx {row['input_len']}"
-    return _case(row, chip, fam, "end_to_end", pred, what + (" board power" if power else ""))
+    what += " board power" if power else ""
+    return _case(row, chip, fam, "end_to_end", pred, what, engine=engine)
 
 
 def _layer_case(row, chip: str, model: str) -> Case | str:
@@ -604,6 +618,8 @@ def _one(row) -> Case | str:
     if metric in _MICRO:
         return _MICRO[metric](row, chip)
     model = _match(_MODELS, row["model"])
+    if is_moe_row(row):
+        return moe_case(row, chip, model)
     if metric in _SERVER:
         return (
             "MLPerf Server/Interactive under Poisson load: the data set's input/output length "

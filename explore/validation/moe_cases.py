@@ -18,7 +18,7 @@ import re
 
 from arch.base import ConfigError
 from arch.presets import load_chip
-from explore.validation.cases import Case, Overrides
+from explore.validation.case import Case, Overrides
 from sim.evaluate import Workload, resolve_workload
 from sim.step import analytic_step
 from workloads.graph import build_graph

@@ -165,7 +165,8 @@ def test_serving_step_model_equals_predict(name):
                        arrivals=ClosedLoop(BATCH * dp), requests=BATCH * dp,
                        scheduler="static", max_batch=BATCH)  # fmt: skip
     cfg_serve, sm = build(req)
-    w = replace(sm.w, eff=efficiency_for(sm.w.system.chip.family, overrides=hard))
+    w = replace(sm.w, eff=efficiency_for(sm.w.system.chip.family, engine=sm.w.engine.name,
+                                        overrides=hard))
     exact = AnalyticStepModel(w, w.plan(BATCH), exact=True)
     s = summarize(simulate_serving(cfg_serve, exact.step))
     got = _four(s["ttft_s"]["mean"], s["tpot_s"]["mean"], s["output_tokens_per_s"],

@@ -61,7 +61,9 @@ def test_max_batch_is_the_most_throughput_that_fits_and_says_why():
     w = resolve_workload(system="h100-sxm:8", model="llama-3.1-70b", quant="fp8", tp=8,
                          input_len=512, output_len=64)  # fmt: skip
     c = batch_choice(w)
-    assert c.batch == r.batch and not w.plan(c.largest_fitting + 1).fits
+    assert c.batch == r.batch
+    # the largest batch that fits, unless the engine's scheduler cap (TRT-LLM: 4096) binds first
+    assert c.largest_fitting == w.engine.max_batch or not w.plan(c.largest_fitting + 1).fits
     for b in (1, r.batch // 2, c.largest_fitting):
         assert evaluate(w, b).output_tokens_per_s <= r.output_tokens_per_s * (1 + 1e-12)
 
@@ -116,3 +118,14 @@ def test_bad_inputs_are_config_errors():
         predict("h100-sxm:1", "llama-2-7b", "bf16", batch=1, input_len=4096, output_len=64)
     with pytest.raises(ConfigError, match="positive integer"):
         predict("h100-sxm:1", "llama-2-7b", "bf16", batch=0, **ARGS)
+
+
+def test_engine_cap_binds_max_batch_and_is_named():
+    """vLLM's scheduler admits at most max_batch sequences (256, arch/presets/engines.toml): a
+    small model on a big GPU fits thousands, --batch max stops at the cap and says so."""
+    r = predict("h200:1", "llama-3-8b", "fp8", batch="max", engine="vllm", tp=1, pp=1, ep=1,
+                dp=1, **ARGS)  # fmt: skip
+    assert r.batch <= 256 and r.config["engine"] == "vllm" and not r.config["engine_assumed"]
+    free = predict("h200:1", "llama-3-8b", "fp8", batch="max", engine="trtllm", tp=1, pp=1,
+                   ep=1, dp=1, **ARGS)  # fmt: skip
+    assert free.batch > 256

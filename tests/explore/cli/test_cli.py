@@ -72,6 +72,7 @@ def test_predict_table_mentions_everything(capsys):
         (["predict", "--system", "mixtral-8x7b"], "--model is required"),
         (["predict", "--bogus"], "unrecognized arguments"),
         (["show", "nope"], "unknown preset"),
+        ([*PREDICT, "--engine", "nope"], "--engine 'nope': unknown; choose one of"),
     ],
 )
 def test_bad_input_one_line_exit_2(capsys, argv, message):
