@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass, replace
 
 from arch.base import ConfigError
-from sim.evaluate import Workload, resolve_workload
+from sim.evaluate import Workload, evaluate, resolve_workload
+from sim.intervals import intervals_for
 from sim.mapping import DEGREES, choose_mapping, settled
 from sim.metrics import summarize
 from sim.serving import ServingConfig, simulate_serving
@@ -26,7 +27,7 @@ from sim.traffic import Arrivals, ClosedLoop, LengthDist, Poisson, TraceReplay
 from workloads.capacity import kv_bytes_per_chip
 from workloads.presets import load_model
 
-__all__ = ["ServeRequest", "build", "rate_search", "resolve_mapping", "serve"]
+__all__ = ["ServeRequest", "build", "rate_search", "resolve_mapping", "serve", "serve_interval"]
 
 SWAP_BW = 64e9  # host link per chip for swap preemption: PCIe 5.0 x16 (assumption)
 
@@ -167,10 +168,31 @@ def serve(req: ServeRequest, *, slo_ttft_s=None, slo_tpot_s=None, progress=None)
         raise ConfigError(str(exc)) from exc
     wall = time.perf_counter() - t0
     out = summarize(trace, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, wall_s=wall)
+    out |= serve_interval(sm.w, out)
     out["config"] = _config(req, cfg)
     if mapping is not None:
         out["mapping"] = mapping
     return out, trace
+
+
+# simulated distributions that get a band at each statistic, and single numbers that get one
+BANDED_DISTRIBUTIONS = ("ttft_s", "tpot_s", "e2e_s")
+BANDED_NUMBERS = ("output_tokens_per_s", "output_tokens_per_s_per_chip", "energy_j_per_token")
+
+
+def serve_interval(w: Workload, summary: dict) -> dict:
+    """{"interval": {"ttft_s.p99": [low, high], ..., "output_tokens_per_s": [...]},
+    "extrapolated": [reasons]}: the validation error bands of :mod:`sim.intervals` (kinds
+    ttft, tpot, e2e, throughput; J/token from power and throughput) on the simulated values.
+    Queueing amplifies a service-time error near saturation, so there the TTFT and e2e bands
+    understate the uncertainty; below saturation the delivered tokens/s is the offered load and
+    its band overstates it. Whether the family is extrapolated comes from a static batch of one
+    (:func:`sim.evaluate.evaluate`: its notes say EXTRAPOLATED)."""
+    stats = ("mean", "p50", "p90", "p99")
+    values = {f"{k}.{q}": summary[k][q] for k in BANDED_DISTRIBUTIONS for q in stats}
+    values |= {k: summary[k] for k in BANDED_NUMBERS}
+    notes = evaluate(w, 1).notes
+    return intervals_for(w.eff.family, values, calibrated=w.eff.calibrated, notes=notes)
 
 
 def _config(req: ServeRequest, cfg: ServingConfig) -> dict:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from pathlib import Path
 
 from arch.base import ConfigError, strict_json
-from explore.validation.calibrate import informed_factors
+from explore.validation.calibrate import informed, ttft_engines
 from explore.validation.validate import RowResult, metric_class, summarize, validate
+from sim.intervals import INTERVALS
 
 __all__ = ["add_parser", "run_calibrate", "run_physical", "run_validate"]
 
@@ -19,6 +21,24 @@ def add_parser(sub) -> None:
     _measurement_flags(va)
     va.add_argument("--json", action="store_true")
     va.add_argument("--csv", type=Path, help="write per-row results here")
+    va.add_argument(
+        "--loo",
+        action="store_true",
+        help="out-of-sample errors: leave-one-out refits of the fitted end-to-end, power and API "
+        "rows, leave-one-family-out refits; per family x metric group (a minute or two)",
+    )
+    va.add_argument(
+        "--write-intervals",
+        type=Path,
+        nargs="?",
+        const=INTERVALS,
+        metavar="FILE",
+        help="with --loo: write the out-of-sample residual bands (p10/p90 per family and kind) "
+        "to FILE (default: arch/presets/efficiency/intervals.toml); writes nothing if unchanged",
+    )
+    va.add_argument(
+        "--workers", type=int, metavar="N", help="with --loo: processes for the refits"
+    )
     ph = sub.add_parser("physical", help="area/power/cost model vs published die areas and TDPs")
     ph.add_argument("--fit", action="store_true", help="refit and rewrite physical_fitted.toml")
     ph.add_argument("--json", action="store_true")
@@ -63,6 +83,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    if not args.loo:
+        for flag, value in (("--write-intervals", args.write_intervals),
+                            ("--workers", args.workers)):  # fmt: skip
+            if value is not None:
+                raise ConfigError(f"{flag} needs --loo (it concerns the out-of-sample refits)")
+    else:
+        return _run_loo(args)
     results, skipped = validate(args.measurements, only=args.only_measurements)
     return _report(results, skipped, as_json=args.json, csv_path=args.csv)
 
@@ -71,6 +98,7 @@ def _report(results, skipped, *, as_json: bool, csv_path: Path | None) -> int:
     by_class = summarize(results, metric_class)
     by_family = summarize(results, lambda c: f"{c.cls}/{c.family}")
     by_metric = summarize(results, lambda c: c.metric)
+    ttft = ttft_engines([r.case for r in results])  # engines fitted on their TTFT rows
     if csv_path:
         _write_csv(results, csv_path)
     if as_json:
@@ -89,7 +117,7 @@ def _report(results, skipped, *, as_json: bool, csv_path: Path | None) -> int:
                             "describe": r.case.describe,
                             "assumption": r.case.assumption,
                             "error": r.error,
-                            "in_sample": bool(informed_factors(r.case)),
+                            "in_sample": bool(informed(r.case, ttft)),
                         }
                         for r in results
                     ],
@@ -103,7 +131,7 @@ def _report(results, skipped, *, as_json: bool, csv_path: Path | None) -> int:
             )
         )
         return 0
-    _print(results, skipped, by_class, by_family, by_metric)
+    _print(results, skipped, by_class, by_family, by_metric, ttft)
     return 0
 
 
@@ -124,7 +152,7 @@ def _write_csv(results: list[RowResult], path: Path) -> None:
         raise ConfigError(f"--csv {path}: cannot write it ({exc.strerror})") from None
 
 
-def _print(results, skipped, by_class, by_family, by_metric) -> None:
+def _print(results, skipped, by_class, by_family, by_metric, ttft) -> None:
     from rich.table import Table
 
     from explore.report.tables import make_console
@@ -141,7 +169,7 @@ def _print(results, skipped, by_class, by_family, by_metric) -> None:
         err = "n/a: " + r.error if r.pct_error is None else f"{r.pct_error:+.1f} %"
         pred = "-" if r.predicted is None else f"{r.predicted:,.4g}"
         t.add_row(
-            r.case.id + ("*" if informed_factors(r.case) else ""),
+            r.case.id + ("*" if informed(r.case, ttft) else ""),
             r.case.cls,
             r.case.family,
             r.case.metric,
@@ -168,3 +196,118 @@ def _print(results, skipped, by_class, by_family, by_metric) -> None:
     for x in skipped:
         u.add_row(x.id, x.metric, x.hardware, x.reason)
     con.print(u)
+
+
+# --------------------------------------------------------------------------- --loo
+
+
+def _run_loo(args: argparse.Namespace) -> int:
+    from explore.validation.loo import check_out, loo, write_intervals
+
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: give a positive integer")
+    if args.write_intervals is not None:
+        check_out(args.write_intervals)
+    report = loo(args.measurements, only=args.only_measurements, workers=args.workers)
+    if args.csv:
+        _write_loo_csv(report.rows, args.csv)
+    written = None
+    if args.write_intervals is not None:
+        written = write_intervals(report, args.write_intervals)
+    if args.json:
+        print(strict_json(_loo_json(report)))
+    else:
+        _print_loo(report)
+    if written is not None:
+        what = "written" if written else "unchanged: nothing written"
+        print(f"intervals {what} ({args.write_intervals})", file=sys.stderr if args.json else None)
+    return 0
+
+
+def _loo_json(report) -> dict:
+    from explore.validation.loo import METHOD, intervals, lofo_by_family, summary
+
+    return {
+        "method": METHOD,
+        "rows": [r.to_dict() for r in report.rows],
+        "summary": summary(report.rows),
+        "lofo_by_family": lofo_by_family(report.rows),
+        "intervals": intervals(report.rows),
+        "wall_s": report.wall_s,
+        "workers": report.workers,
+    }
+
+
+_LOO_COLUMNS = ["id", "family", "class", "metric", "group", "measured", "in_sample",
+                "predicted_full", "predicted_loo", "loo_method", "predicted_lofo"]  # fmt: skip
+
+
+def _write_loo_csv(rows, path: Path) -> None:
+    try:
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(_LOO_COLUMNS)
+            for r in rows:
+                w.writerow([r.id, r.family, r.cls, r.metric, r.group, r.measured, r.in_sample,
+                            r.full, r.loo, r.loo_method, r.lofo])  # fmt: skip
+    except OSError as exc:
+        raise ConfigError(f"--csv {path}: cannot write it ({exc.strerror})") from None
+
+
+def _ape(x: float | None, n: int = 0, *, count: bool = False) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.1f} %" + (f" ({n})" if count else "")
+
+
+def _print_loo(report) -> None:
+    from rich.table import Table
+
+    from explore.report.tables import make_console
+    from explore.validation.loo import lofo_by_family, summary
+
+    con = make_console()
+    t = Table(title="Median APE per family x metric group: full fit, out of sample (LOO), "
+              "family left out (LOFO); (n) = rows it rests on")  # fmt: skip
+    for col in ("family", "group", "n", "fitted", "full fit", "LOO", "LOFO"):
+        t.add_column(col, justify="left" if col in ("family", "group") else "right")
+    for s in summary(report.rows):
+        oos = _ape(s["median_ape_loo"], s["n_loo"], count=True)
+        if s["median_ape_loo"] is None and s["n_in_sample"]:
+            oos = "in-sample only"
+        t.add_row(s["family"], s["group"], str(s["n"]), str(s["n_in_sample"]),
+                  _ape(s["median_ape_full"]), oos,
+                  _ape(s["median_ape_lofo"], s["n_lofo"], count=True))  # fmt: skip
+    con.print(t)
+    f = Table(title="Leave one family out: median APE of the family's end-to-end, API and "
+              "power rows")  # fmt: skip
+    for col in ("family", "rows", "LOFO median APE"):
+        f.add_column(col)
+    for x in lofo_by_family(report.rows):
+        f.add_row(x["family"], str(x["n"]), _ape(x["median_ape_lofo"]))
+    con.print(f)
+    _print_refits(con, report.rows)
+    con.print(
+        "LOO: in-sample end-to-end, power and API rows refit without the row (calibrate's "
+        "rounds, one fit per family block); microbenchmark rows are in-sample only; rows the "
+        "fit does not use are out of sample with the full fit. LOFO: the family's rows all "
+        f"removed. {report.workers} worker(s), {report.wall_s:.0f} s."
+    )
+
+
+def _print_refits(con, rows) -> None:
+    from rich.table import Table
+
+    t = Table(title="Rows refit without themselves (leave one out)")
+    for col in ("id", "family", "metric", "measured", "full fit", "LOO", "LOFO"):
+        t.add_column(col)
+    for r in rows:
+        if r.loo_method != "refit":
+            continue
+        t.add_row(r.id, r.family, r.metric, f"{r.measured:,.4g}",
+                  *(_signed(r.pct(w)) for w in ("full", "loo", "lofo")))  # fmt: skip
+    con.print(t)
+
+
+def _signed(x: float | None) -> str:
+    return "-" if x is None else f"{x:+.1f} %"

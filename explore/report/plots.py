@@ -3,7 +3,7 @@
 ``serving_plots`` writes: latency CDFs (TTFT, TPOT, end to end); throughput and queue length over
 time; and the standard trade-off chart, output tokens/s per user against output tokens/s per chip,
 across batch caps (closed-loop runs at each cap, so every point is the system saturated at that
-cap).
+cap), each point with its out-of-sample error band (:mod:`sim.intervals`).
 """
 
 from __future__ import annotations
@@ -82,28 +82,52 @@ def over_time(trace: ServingTrace, path: Path, window_s: float | None = None) ->
     return path
 
 
-def tradeoff_points(req: ServeRequest, caps=(1, 2, 4, 8, 16, 32, 64, 128, 256), requests=None):
-    """(cap, tokens/s per user, tokens/s per chip) at saturation for each batch cap."""
-    pts = []
+CAPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def _saturated(req: ServeRequest, caps, requests) -> list[tuple[int, dict]]:
+    """(cap, serve summary) of a closed-loop run at each batch cap that produced tokens."""
+    out = []
     for cap in caps:
         n = requests or max(4 * cap * req.dp, 64)
         s, _ = serve(replace(req, arrivals=ClosedLoop(cap * req.dp), max_batch=cap, requests=n))
-        tpot = s["tpot_s"]["mean"]
-        if tpot:
-            pts.append((cap, 1.0 / tpot, s["output_tokens_per_s_per_chip"]))
-    return pts
+        if s["tpot_s"]["mean"]:
+            out.append((cap, s))
+    return out
+
+
+def tradeoff_points(req: ServeRequest, caps=CAPS, requests=None):
+    """(cap, tokens/s per user, tokens/s per chip) at saturation for each batch cap."""
+    return [(cap, 1.0 / s["tpot_s"]["mean"], s["output_tokens_per_s_per_chip"])
+            for cap, s in _saturated(req, caps, requests)]  # fmt: skip
+
+
+def _errors(value: float, band: list[float] | None) -> list[float]:
+    """Distances below and above ``value`` to the ends of its band (0, 0 without one)."""
+    return [value - band[0], band[1] - value] if band else [0.0, 0.0]
 
 
 def tradeoff(req: ServeRequest, path: Path) -> Path:
+    """The tokens/s-per-user vs tokens/s-per-chip chart, with the out-of-sample error band of
+    each point (:mod:`sim.intervals`: per-user speed from the mean-TPOT band, inverted)."""
     plt = _plt()
-    pts = tradeoff_points(req)
+    runs = _saturated(req, CAPS, None)
+    user = [1.0 / s["tpot_s"]["mean"] for _, s in runs]
+    chip = [s["output_tokens_per_s_per_chip"] for _, s in runs]
+    tpot_bands = [s.get("interval", {}).get("tpot_s.mean") for _, s in runs]
+    user_bands = [[1.0 / b[1], 1.0 / b[0]] if b else None for b in tpot_bands]
+    chip_bands = [s.get("interval", {}).get("output_tokens_per_s_per_chip") for _, s in runs]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    ax.plot([p[2] for p in pts], [p[1] for p in pts], marker="o")
-    for cap, user, chip in pts:
-        ax.annotate(f"b{cap}", (chip, user), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    yerr = np.array([_errors(v, b) for v, b in zip(user, user_bands, strict=True)]).T
+    xerr = np.array([_errors(v, b) for v, b in zip(chip, chip_bands, strict=True)]).T
+    ax.errorbar(chip, user, xerr=xerr if len(runs) else None, yerr=yerr if len(runs) else None,
+                marker="o", capsize=3, elinewidth=0.8)  # fmt: skip
+    for (cap, _), u, c in zip(runs, user, chip, strict=True):
+        ax.annotate(f"b{cap}", (c, u), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel("output tokens/s per chip")
     ax.set_ylabel("output tokens/s per user (1 / mean TPOT)")
-    ax.set_title(f"{req.model} on {req.system} ({req.quant}): batch-cap sweep at saturation")
+    ax.set_title(f"{req.model} on {req.system} ({req.quant}): batch-cap sweep at saturation"
+                 "\nbars: p10-p90 out-of-sample validation error", fontsize=9)  # fmt: skip
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

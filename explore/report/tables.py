@@ -8,6 +8,7 @@ from rich.table import Table
 from arch.base import strict_json
 from arch.presets import chip_names, load_chip
 from explore.api.predict import OBJECTIVES, Result
+from sim.intervals import result_interval
 from sim.step import BOUNDS
 from workloads.presets import load_model, model_names
 
@@ -84,21 +85,35 @@ def _print_mapping(con: Console, par: dict, m: dict) -> None:
         )
 
 
+def _banded(x: float | None, band: list[float] | None, fmt) -> str:
+    """``fmt(x)`` followed by its error band, e.g. ``2,780 (2,400–3,100)``."""
+    if x is None:
+        return "-"
+    return fmt(x) + (f" ({fmt(band[0])}–{fmt(band[1])})" if band else "")
+
+
 def _print_perf(con: Console, r: Result) -> None:
-    t = Table(title="Performance", show_header=False)
+    iv = result_interval(r)
+    band = iv["interval"]
+    t = Table(title="Performance (in brackets: the p10–p90 band of out-of-sample validation "
+              "error)", show_header=False)  # fmt: skip
+    ms = _ms
     rows = [
-        ("TTFT (prefill of the batch)", _ms(r.ttft_s)),
-        ("TPOT (mean over output)", _ms(r.tpot_s)),
-        ("tokens/s per user", _num(r.tokens_per_s_per_user)),
-        ("output tokens/s (system)", _num(r.output_tokens_per_s)),
-        ("output tokens/s per chip", _num(r.output_tokens_per_s_per_chip)),
-        ("end-to-end (static batch)", f"{r.e2e_s:,.3f} s" if r.e2e_s else "-"),
-        ("power per chip (mean)", f"{_num(r.power_w, ',.0f')} W"),
-        ("energy per output token", f"{_num(r.energy_j_per_token, ',.3f')} J"),
+        ("TTFT (prefill of the batch)", ms, "ttft_s"),
+        ("TPOT (mean over output)", ms, "tpot_s"),
+        ("tokens/s per user", _num, "tokens_per_s_per_user"),
+        ("output tokens/s (system)", _num, "output_tokens_per_s"),
+        ("output tokens/s per chip", _num, "output_tokens_per_s_per_chip"),
+        ("end-to-end (static batch)", lambda x: f"{x:,.3f} s", "e2e_s"),
+        ("power per chip (mean)", lambda x: f"{x:,.0f} W", "power_w"),
+        ("energy per output token", lambda x: f"{x:,.3f} J", "energy_j_per_token"),
     ]
-    for k, v in rows:
-        t.add_row(k, v)
+    for label, fmt, key in rows:
+        t.add_row(label, _banded(getattr(r, key), band.get(key), fmt))
     con.print(t)
+    if iv["extrapolated"]:
+        con.print("[bold yellow]EXTRAPOLATED[/]: bands widened (sim/intervals.py): "
+                  + "; ".join(iv["extrapolated"]))  # fmt: skip
 
 
 def _print_memory(con: Console, r: Result) -> None:
@@ -305,24 +320,31 @@ def print_serving(s: dict, console: Console | None = None) -> None:
     )
     if s.get("mapping"):
         _print_mapping(con, cfg["parallelism"], s["mapping"])
-    t = Table(title="latency")
+    band = s.get("interval", {})
+    t = Table(title="latency (in brackets: the p10–p90 band of out-of-sample validation error)")
     for col in ("metric", "mean", "p50", "p90", "p99"):
         t.add_column(col, justify="right" if col != "metric" else "left")
     for key, label in (("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("e2e_s", "end to end"),
                        ("queue_s", "queueing")):  # fmt: skip
         d = s[key]
-        t.add_row(label, *(_ms(d[q]) for q in ("mean", "p50", "p90", "p99")))
+        t.add_row(label, *(_banded(d[q], band.get(f"{key}.{q}"), _ms)
+                           for q in ("mean", "p50", "p90", "p99")))  # fmt: skip
     con.print(t)
+    tok, chip = ("output_tokens_per_s", "output_tokens_per_s_per_chip")
     con.print(
-        f"output tokens/s {_num(s['output_tokens_per_s'])} "
-        f"({_num(s['output_tokens_per_s_per_chip'])} per chip), requests/s "
+        f"output tokens/s {_banded(s[tok], band.get(tok), _num)} "
+        f"({_banded(s[chip], band.get(chip), _num)} per chip), requests/s "
         f"{_num(s['requests_per_s'], '.3g')}, goodput {_num(s['goodput_requests_per_s'], '.3g')}"
         f" req/s, KV utilization {s['kv_utilization_mean']:.1%}, preemptions {s['preemptions']}"
     )
     e = s["energy_j_per_token"]
+    e_band = _banded(e, band.get("energy_j_per_token"), lambda x: format(x, ".3g"))
     con.print(
-        f"energy {_num(e, '.3g')} J/token; simulated {s['simulated_s']:.1f} s in "
+        f"energy {e_band} J/token; simulated {s['simulated_s']:.1f} s in "
         f"{s['wall_s']:.2f} s wall"
     )
+    if s.get("extrapolated"):
+        con.print("[bold yellow]EXTRAPOLATED[/]: bands widened (sim/intervals.py): "
+                  + "; ".join(s["extrapolated"]))  # fmt: skip
     for p in s.get("plots", []):
         con.print(f"plot: {p}")

@@ -3,7 +3,8 @@
 ``write_report(scenario, results, FILE)`` writes a self-contained HTML (figures embedded as PNG
 data) or Markdown (figures as PNG files beside it) with: the fleet table, the cost stack per
 fleet, $/M output tokens vs tokens/s/user frontier, a sensitivity tornado per fleet, Monte-Carlo
-p5/p50/p95, custom-ASIC payback, and every input used with its source.
+p5/p50/p95 (uncertain inputs and the throughput prediction error), the $/M interval at the ends
+of the throughput error band, custom-ASIC payback, and every input used with its source.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def rows(results: list[FleetResult]) -> list[list[str]]:
         out.append([
             r.name, f"{r.systems:,}", f"{r.chips:,}", f"{r.operating.batch}",
             f"{1 / r.operating.tpot_s:,.0f}", _money(r.usd_per_m_input_tokens),
-            _money(r.usd_per_m_output_tokens),
+            _money(r.usd_per_m_output_tokens) + _span(r.interval.get("usd_per_m_output_tokens")),
             f"{_money(mc.get('p5'))}-{_money(mc.get('p95'))}" if mc else "-",
             f"{r.tokens_per_s_per_mw:,.0f}", _money(r.capex_usd), _money(r.opex_usd_per_year),
             f"{100 * r.utilization:.0f}%",
@@ -46,8 +47,13 @@ def rows(results: list[FleetResult]) -> list[list[str]]:
     return out
 
 
-HEAD = ["fleet", "systems", "chips", "batch", "tok/s/user", "$/M in", "$/M out",
+HEAD = ["fleet", "systems", "chips", "batch", "tok/s/user", "$/M in", "$/M out (error band)",
         "$/M out p5-p95", "tok/s per MW", "capex", "opex/yr", "util"]  # fmt: skip
+
+
+def _span(iv: list[float] | None) -> str:
+    """`` (low–high)`` of a prediction-error interval, or nothing."""
+    return f" ({_money(iv[0])}–{_money(iv[1])})" if iv else ""
 
 
 def print_table(sc: Scenario, results: list[FleetResult]) -> None:
@@ -75,6 +81,12 @@ def print_table(sc: Scenario, results: list[FleetResult]) -> None:
         for n in r.operating.notes:
             if n.startswith("EXTRAPOLATED"):
                 con.print(f"  {r.name}: {n}")
+        for n in r.extrapolated:
+            if n not in r.operating.notes:
+                con.print(f"  {r.name}: EXTRAPOLATED error band: {n}")
+    con.print("  $/M out (error band): priced at the ends of the family's out-of-sample "
+              "throughput band (p10-p90), the fleet re-sized; p5-p95: Monte Carlo over the "
+              "uncertain inputs and that band")  # fmt: skip
 
 
 def frontier(sc: Scenario, results: list[FleetResult]) -> dict[str, list[tuple[float, float]]]:
@@ -185,7 +197,7 @@ def _mc(plt, results):
                     fmt="o", capsize=6)  # fmt: skip
     ax.set_xticks(range(len(results)), [r.name for r in results], fontsize=8, rotation=15)
     ax.set_ylabel("$ per M output tokens")
-    ax.set_title("Monte Carlo over uncertain inputs: p5 / p50 / p95")
+    ax.set_title("Monte Carlo over uncertain inputs and prediction error: p5 / p50 / p95")
     return _png(plt, fig)
 
 

@@ -18,13 +18,16 @@ decode by the replica's time in each (TTFT vs the rest of e2e):
 ``$/M output = cost x (1 - TTFT/e2e) / output tokens``, both at the computed utilization.
 Sensitivity moves one uncertain input to its low and high value; Monte Carlo samples all of
 them uniformly (seeded) for p5/p50/p95. Performance (the batch, TTFT, TPOT) does not move with
-prices, so these are exact re-pricings, not re-simulations; efficiency factors are not varied.
+prices, so these are exact re-pricings, not re-simulations. The prediction error does move it:
+Monte Carlo also multiplies the fleet's tokens/s by a draw from its family's out-of-sample
+throughput band (:mod:`sim.intervals`) and re-sizes the fleet at that speed, and ``interval``
+gives $/M tokens at the two ends of that band.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,6 +46,7 @@ from arch.chip import System
 from arch.physical import ChipDesign, technology
 from arch.presets import parse_system
 from explore.tco.inputs import TcoInputs, default_inputs, default_uncertainty, ownership
+from sim.intervals import Band, band, intervals_for
 from sim.mapping import choose_mapping
 
 __all__ = [
@@ -372,6 +376,8 @@ class FleetResult:
     operating: Operating
     sensitivity: dict[str, list[float]] = field(default_factory=dict)
     monte_carlo: dict[str, float] = field(default_factory=dict)
+    interval: dict[str, list[float]] = field(default_factory=dict)  # [low, high]: prediction error
+    extrapolated: list[str] = field(default_factory=list)
     margin: float | None = None
     payback: dict[str, Any] | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
@@ -462,18 +468,64 @@ def _sensitivity(sc: Scenario, f: Fleet, op: Operating, base: FleetResult) -> di
     return out
 
 
-def _monte_carlo(sc: Scenario, f: Fleet, op: Operating, base: FleetResult) -> dict:
+def _throughput_band(f: Fleet, op: Operating) -> Band:
+    """The out-of-sample error band of the fleet family's throughput (:mod:`sim.intervals`),
+    widened when the operating point's notes say EXTRAPOLATED."""
+    extrapolated = any("EXTRAPOLATED" in n for n in op.notes)
+    return band(f.system.chip.family, "throughput", extrapolated=extrapolated)
+
+
+def _at_speed(op: Operating, factor: float) -> Operating:
+    """The operating point if the chips deliver ``factor`` x the predicted tokens/s (TTFT and
+    e2e scale together, so the prefill/decode cost split does not move)."""
+    return replace(op, replica_tokens_per_s=op.replica_tokens_per_s * factor)
+
+
+def _interval(sc: Scenario, f: Fleet, op: Operating, b: Band) -> dict[str, list[float]]:
+    """$/M tokens and tokens/s per chip at the ends of the throughput band, the fleet re-sized
+    for the peak at that speed (a slower chip needs more of them): [low, high]."""
+    fast = price_fleet(sc, f, _at_speed(op, math.exp(b.hi)))
+    slow = price_fleet(sc, f, _at_speed(op, math.exp(b.lo)))
+    per_chip = op.replica_tokens_per_s / op.chips_per_replica
+    return {
+        "usd_per_m_output_tokens": [fast.usd_per_m_output_tokens, slow.usd_per_m_output_tokens],
+        "usd_per_m_input_tokens": [fast.usd_per_m_input_tokens, slow.usd_per_m_input_tokens],
+        "output_tokens_per_s_per_chip": list(b.apply(per_chip)),
+    }
+
+
+def _with_interval(sc: Scenario, f: Fleet, op: Operating, r: FleetResult) -> None:
+    """``r.interval`` (the throughput band's ends, priced) and ``r.extrapolated`` (why the band
+    is widened, :mod:`sim.intervals`; an uncalibrated family says so in the notes)."""
+    b = _throughput_band(f, op)
+    r.interval = _interval(sc, f, op, b)
+    values = {"output_tokens_per_s_per_chip": op.replica_tokens_per_s / op.chips_per_replica}
+    iv = intervals_for(f.system.chip.family, values, calibrated=True, notes=op.notes)
+    r.extrapolated = iv["extrapolated"]
+
+
+def _monte_carlo(sc: Scenario, f: Fleet, op: Operating) -> dict:
+    """p5/p50/p95 of $/M output tokens over the uncertain inputs (uniform in their ranges, the
+    fleet held at its size: exact re-pricings) and the prediction error of throughput: a factor
+    drawn log-uniformly between the ends of the family's band (:func:`_throughput_band`; the
+    band is the p10-p90 of out-of-sample error, so the tails are left out, as the price ranges
+    leave out theirs), the fleet re-sized for the peak at the drawn speed. The error draws come
+    from their own stream (seed, 1): the price draws are those of the seed alone."""
     rng = np.random.default_rng(sc.seed)
+    speed = np.random.default_rng([sc.seed, 1])
+    b = _throughput_band(f, op)
     keys = list(sc.uncertainty)
     draws = []
     for _ in range(sc.samples):
         ov = {k: float(rng.uniform(*sc.uncertainty[k])) for k in keys}
         if "years" in ov:
             ov["years"] = max(ov["years"], 0.5)
-        r = price_fleet(sc, f, op, overrides=ov, systems=base.systems)
-        draws.append(r.usd_per_m_output_tokens)
+        at = _at_speed(op, math.exp(float(speed.uniform(b.lo, b.hi))))
+        draws.append(price_fleet(sc, f, at, overrides=ov).usd_per_m_output_tokens)
     p5, p50, p95 = np.percentile(draws, [5, 50, 95])
-    return {"p5": float(p5), "p50": float(p50), "p95": float(p95), "samples": sc.samples}
+    return {"p5": float(p5), "p50": float(p50), "p95": float(p95), "samples": sc.samples,
+            "throughput_factor_low": math.exp(b.lo),
+            "throughput_factor_high": math.exp(b.hi)}  # fmt: skip
 
 
 def _payback(sc: Scenario, f: Fleet, op: Operating, res: FleetResult, ref: FleetResult) -> dict:
@@ -514,7 +566,8 @@ def tco(scenario: str | Path | Scenario) -> list[FleetResult]:
             continue
         r = price_fleet(sc, f, ops[f.name])
         r.sensitivity = _sensitivity(sc, f, ops[f.name], r)
-        r.monte_carlo = _monte_carlo(sc, f, ops[f.name], r)
+        r.monte_carlo = _monte_carlo(sc, f, ops[f.name])
+        _with_interval(sc, f, ops[f.name], r)
         if sc.api_usd_per_m_output_tokens:
             r.margin = 1 - r.usd_per_m_output_tokens / sc.api_usd_per_m_output_tokens
         results.append(r)

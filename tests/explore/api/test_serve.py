@@ -127,3 +127,19 @@ def test_scenario_with_spec_and_lora(capsys):
     assert out["config"]["requests"] == 80
     # two draft tokens accepted at 0.8 / 0.6: 2.28 tokens per step, so TPOT is well under one step
     assert 0 < out["tpot_s"]["mean"] < 0.010
+
+
+def test_serve_json_has_error_bands(capsys):
+    """Every banded statistic has [low, high] around its value (sim.intervals); H100 has its
+    own validation rows for the kinds serve uses."""
+    assert main([*SERVE, "--json", "--seed", "7", "--requests", "200"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    iv = out["interval"]
+    for key in ("ttft_s", "tpot_s", "e2e_s"):
+        for q in ("mean", "p50", "p90", "p99"):
+            low, high = iv[f"{key}.{q}"]
+            assert low <= out[key][q] <= high
+    for key in ("output_tokens_per_s", "output_tokens_per_s_per_chip", "energy_j_per_token"):
+        low, high = iv[key]
+        assert low <= out[key] <= high and low < high
+    assert isinstance(out["extrapolated"], list)

@@ -207,3 +207,18 @@ def test_the_shipped_comparison_serves_every_architecture(capsys):
     for f in fleets:
         assert f["usd_per_m_output_tokens"] > 0 and f["operating"]["tpot_s"] <= 0.02 * (1 + 1e-9)
         assert any(n.startswith("mapping chosen") for n in f["operating"]["notes"])
+
+
+def test_prediction_error_interval_contains_the_point(small):
+    """$/M output tokens priced at the ends of the family's throughput band (the fleet re-sized)
+    brackets the point; the Monte Carlo draws the same band."""
+    for r in tco(small[1]):
+        low, high = r.interval["usd_per_m_output_tokens"]
+        assert low <= r.usd_per_m_output_tokens <= high and low < high
+        low, high = r.interval["output_tokens_per_s_per_chip"]
+        per_chip = r.operating.replica_tokens_per_s / r.operating.chips_per_replica
+        assert low <= per_chip <= high
+        mc = r.monte_carlo
+        assert mc["throughput_factor_low"] <= 1 <= mc["throughput_factor_high"]
+        assert mc["p5"] <= mc["p50"] <= mc["p95"]
+        assert "interval" in r.to_dict() and isinstance(r.extrapolated, list)
