@@ -7,6 +7,8 @@ in ``presets/efficiency`` under ``engine:NAME`` tables (:func:`arch.efficiency.e
 applies them); this module holds the rest, from ``presets/engines.toml``:
 
 * ``max_batch``: the engine's cap on sequences in flight per replica (None: memory decides);
+* ``attention_bits``: the narrowest format its attention kernels compute in (8: FP8 attention
+  where the model's activations are FP8 or narrower; 16: an FP8 cache is dequantized first);
 * ``padded_cache``: decode attention reads each sequence's whole preallocated cache slot
   (input + output length) at every step, not the tokens written so far;
 * the engine each chip family is assumed to run when none is named.
@@ -31,11 +33,14 @@ class Engine(Frozen):
     max_batch_source: str = ""
     padded_cache: bool = False
     padded_cache_source: str = ""
+    attention_bits: int = 16
+    attention_source: str = ""
     assumed: bool = False  # the family's default, not named by the user
 
 
 # no serving engine: the kernels alone, as a microbenchmark times them (no engine factors, no cap)
-KERNELS_ONLY = Engine(name="", description="the kernels alone, no serving engine")
+KERNELS_ONLY = Engine(name="", description="the kernels alone, no serving engine",
+                      attention_bits=8)  # fmt: skip
 
 
 @lru_cache(maxsize=1)

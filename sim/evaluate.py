@@ -144,6 +144,7 @@ class Workload:
             quant=self.quant,
             routing_skew=self.routing_skew,
             moe_overlap=self.moe_overlap,
+            attention_bits=self.engine.attention_bits,
         )
 
     def plan(self, batch: int) -> MemoryPlan:

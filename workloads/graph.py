@@ -65,6 +65,7 @@ class _Builder:
         context: int,
         skew: float,
         moe_overlap: bool = False,
+        attention_bits: int = 8,
     ) -> None:
         self.model, self.par, self.q = model, par, quant
         self.moe_overlap = moe_overlap
@@ -78,10 +79,13 @@ class _Builder:
         self.tokens = batch * seq  # tokens this replica processes this step
         self.rows: list[dict] = []
         self.prec = precision_code(quant.gemm_precision)
-        # engines run attention in 16 or 8 bits, never below (TRT-LLM serves FP4 checkpoints
-        # with FP8 context attention, as the MLPerf B200 rows in the validation data state)
+        # attention runs at the activations' format, but never below the engine's attention
+        # width: 8 bits where its kernels take FP8 (TRT-LLM serves FP4 checkpoints with FP8
+        # context attention, as the MLPerf B200 rows in the validation data state), 16 where
+        # they dequantize an FP8 cache to BF16 first
         attn = quant.a.compute
-        self.attn_prec = precision_code(attn if PRECISION_BITS[attn] >= 8 else "fp8")
+        floor = "fp8" if attention_bits <= 8 else "bf16"
+        self.attn_prec = precision_code(attn if PRECISION_BITS[attn] >= attention_bits else floor)
 
     # -- primitives ---------------------------------------------------------------------------
     def row(self, name: str, kind: OpKind, **cols: float) -> None:
@@ -332,6 +336,7 @@ def build_graph(
     quant: QuantSpec,
     routing_skew: float = 0.0,
     moe_overlap: bool = False,
+    attention_bits: int = 8,
 ) -> OpGraph:
     """Ops of one step of one replica, per chip, all pipeline stages (``stage`` column).
 
@@ -339,7 +344,8 @@ def build_graph(
     (0 for a plain prefill, > 0 for a chunk of chunked prefill). decode: ``batch`` sequences,
     ``seq_len`` new tokens each (1, or k+1 when verifying k speculative tokens), attending over
     ``context_len`` cached tokens. ``routing_skew``: Zipf exponent of MoE routing (0 =
-    uniform); ``moe_overlap``: two-batch overlap of MoE layers (module docstring).
+    uniform); ``moe_overlap``: two-batch overlap of MoE layers (module docstring);
+    ``attention_bits``: the narrowest format the serving engine's attention kernels compute in.
     """
     if batch < 1 or seq_len < 1 or context_len < 0:
         raise ValueError("batch and seq_len must be >= 1 and context_len >= 0")
@@ -353,6 +359,7 @@ def build_graph(
         context=context_len,
         skew=routing_skew,
         moe_overlap=moe_overlap,
+        attention_bits=attention_bits,
     )
     b.row(
         "embed",

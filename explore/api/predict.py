@@ -21,6 +21,7 @@ from arch.base import ConfigError
 from arch.chip import System
 from sim.batching import evaluate_max
 from sim.evaluate import Result, evaluate, resolve_workload
+from sim.intervals import with_interval
 from sim.mapping import DEGREES, OBJECTIVES, Choice, choose_mapping, settled
 from workloads.model import ModelSpec
 from workloads.presets import load_model
@@ -102,8 +103,9 @@ def _with_mapping(choice: Choice) -> Result:
 
 
 def result_dict(r: Result) -> dict[str, Any]:
-    """The JSON of a prediction: :meth:`Result.to_dict` with ``parallelism`` {tp, pp, ep, dp}
-    and, when it was chosen, ``mapping`` at the top level."""
+    """The JSON of a prediction: :meth:`Result.to_dict` with ``parallelism`` {tp, pp, ep, dp},
+    when it was chosen ``mapping`` at the top level, and ``interval`` {metric: [low, high]}
+    (the validation error band, :mod:`sim.intervals`) with ``extrapolated`` reasons."""
     out = r.to_dict()
     config = dict(out["config"])
     mapping = config.pop("mapping", None)
@@ -111,4 +113,4 @@ def result_dict(r: Result) -> dict[str, Any]:
     out["parallelism"] = config["parallelism"]
     if mapping is not None:
         out["mapping"] = mapping
-    return out
+    return with_interval(out, r)

@@ -97,6 +97,7 @@ _MODELS = [
     (r"Meta-Llama-3-70B", "llama-3-70b"),
     (r"Meta-Llama-3-8B|^Llama-3-8B", "llama-3-8b"),
     (r"Llama-2-70B|LLaMA-70B", "llama-2-70b"),
+    (r"Llama-2-13B", "llama-2-13b"),
     (r"LLaMA-7B", "llama-2-7b"),
     (r"GPT-J", "gpt-j-6b"),
     (r"Mixtral", "mixtral-8x7b"),
@@ -445,6 +446,10 @@ def _e2e_case(row, chip: str, model: str) -> Case | str:
     metric = row["metric"]
     n = int(row["n_chips"]) if row["n_chips"].isdigit() else 0
     if not (inp and out and n):
+        if "ShareGPT" in row["workload"]:
+            return ("ShareGPT prompts: the filtered data set's length distribution is not in the "
+                    "validation data (xpusim predict --batch max takes it as --input-len/"
+                    "--output-len distributions once known)")
         return "input/output lengths or chip count not given (dataset-driven or undisclosed)"
     tp = _tp(row)
     fixed = _int(row["batch_or_concurrency"])

@@ -89,6 +89,7 @@ MIN_OWN = 3  # fewer own residuals of a kind: the family takes the pooled band
 # validation metric -> (headline kind, orientation): per-user speed is 1 / TPOT
 KINDS: dict[str, tuple[str, int]] = {
     "throughput_output_tokens_per_s": ("throughput", 1),
+    "decode_throughput_tokens_per_s_per_node": ("throughput", 1),
     "ttft_ms": ("ttft", 1),
     "ttft_ms_mean": ("ttft", 1),
     "decode_step_ms": ("tpot", 1),

@@ -50,3 +50,20 @@ def test_result_names_the_engine_it_assumed():
     assert any(n.startswith("engine: trtllm (assumed") for n in r.notes)
     r = evaluate(resolve_workload(**ARGS, engine="vllm"), 4)
     assert r.config["engine"] == "vllm" and not r.config["engine_assumed"]
+
+
+def test_attention_runs_at_the_engines_narrowest_format():
+    """FP8 weights and activations: TRT-LLM attends in FP8 (its attention rows run at the FP8
+    peak), an engine that dequantizes the FP8 cache attends in BF16; FP4 never attends below
+    FP8 (workloads.graph)."""
+    from workloads.ops import OpKind, precision_code
+
+    def attn_prec(engine, quant="fp8"):
+        w = resolve_workload(**{**ARGS, "quant": quant}, engine=engine)
+        g = w.graph("decode", 4, 1, 600)
+        return set(g.precision[g.kind == int(OpKind.ATTN_DECODE)].tolist())
+
+    assert attn_prec("trtllm") == {precision_code("fp8")}
+    assert attn_prec("vllm") == {precision_code("bf16")}
+    assert attn_prec("trtllm", "fp4") == {precision_code("fp8")}
+    assert attn_prec("vllm", "bf16") == {precision_code("bf16")}
