@@ -40,8 +40,8 @@ Each factor is the achievable fraction of a peak (or a fixed cost) for one kerne
 Resolution order, later wins: the ``default`` prior, the derived cross-family default of
 ``fitted.toml`` (median of fitted families), the family's own prior, the family's own fit, then
 the serving engine's tables: ``engine:NAME`` (prior, fit) and ``engine:NAME@FAMILY`` (prior,
-fit), where the engine's software differs by family (kernels written for one vendor first). A family with no
-fitted factor is flagged as extrapolated.
+fit), where the engine's software differs by family (kernels written for one vendor first). A
+family with no fitted factor is flagged as extrapolated.
 """
 
 from __future__ import annotations

@@ -38,8 +38,8 @@ def test_engine_factors_are_fitted_on_named_rows_only():
     assert seen == {"trtllm-legacy"}
     assert informed(ttft, seen) == {("engine:trtllm-legacy", "step_overhead_s"),
                                     ("engine:trtllm-legacy", "kernel_scale")}  # fmt: skip
-    assert informed(run_old, seen) == {("engine:vllm-legacy@amd-cdna3", "step_overhead_s"),
-                                       ("engine:vllm-legacy@amd-cdna3", "kernel_scale")}  # fmt: skip
+    table = "engine:vllm-legacy@amd-cdna3"
+    assert informed(run_old, seen) == {(table, "step_overhead_s"), (table, "kernel_scale")}
     assert informed(run_new, seen) == set() and informed(vendor, seen) == set()
     # an old release's runs stay validation once TTFT rows fit it engine-wide
     legacy_run = _case("e2e_latency_s", "trtllm-legacy", family="nvidia-ampere")
