@@ -77,9 +77,10 @@ RATIOS = {"gemm_8bit": "gemm_16bit", "gemm_4bit": "gemm_8bit"}
 # on gemm_4bit: NVFP4 vs FP8 GEMM rates on consumer Blackwell, 342 / (2 x 185))
 RATIO_PRIORS = {"gemm_4bit": 0.925}
 ENGINE_PREFIX = "engine:"  # engine tables (priors.toml, fitted.toml): engine:NAME[@FAMILY]
-# engines whose end-to-end runs fit them per family when no TTFT rows do (old releases whose
-# kernels the microbenchmarks did not time)
-FIT_ON_RUNS = ("vllm-legacy", "trtllm-legacy", "deepspeed")
+# engines whose end-to-end runs fit them per family when no TTFT rows do: old releases running
+# kernels other than the vendor libraries the microbenchmarks timed (vLLM on 2024 ROCm,
+# DeepSpeed on Gaudi); an old TensorRT-LLM runs cuBLAS/CUTLASS and keeps its priors
+FIT_ON_RUNS = ("vllm-legacy", "deepspeed")
 # the end-to-end metrics whose rows fit an engine on a family the TTFT rows leave unfitted
 _RUN_METRICS = ("e2e_latency_s", "throughput_output_tokens_per_s")
 MAX_ROUNDS = 4  # derived cross-family defaults feed back into the fit; 2-3 rounds converge
@@ -104,10 +105,10 @@ def informed(case: Case, ttft_engines: frozenset[str] = frozenset()) -> set[tupl
     * board power: the family's power floor and energy scale;
     * batch-1 TTFT rows: their engine's fixed cost per forward pass and kernel scale (short
       prompts pin the first, long ones the second);
-    * end-to-end runs on a 2023-24 engine release (:data:`FIT_ON_RUNS`) with no TTFT rows
-      (``ttft_engines``): that engine's kernel scale and step cost *on that family* (vLLM on
-      2024 ROCm is not vLLM on CUDA). Today's releases are never fitted on runs: their runs
-      are the validation.
+    * end-to-end runs of an old release running foreign kernels (:data:`FIT_ON_RUNS`) with no
+      TTFT rows (``ttft_engines``): that engine's kernel scale and step cost *on that family*
+      (vLLM on 2024 ROCm is not vLLM on CUDA). Other runs are never fitted on: they are the
+      validation.
 
     All but the microbenchmarks are end-to-end rows, reported in-sample."""
     m, d, fam = case.metric, case.describe, case.family

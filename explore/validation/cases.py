@@ -11,13 +11,14 @@ Rows that cannot be expressed are returned with the reason.
 from __future__ import annotations
 
 import csv
+import math
 import re
 from pathlib import Path
 
 from arch.base import ConfigError
 from arch.chip import PRECISION_BITS, System
 from arch.efficiency import efficiency_for
-from arch.engine import KERNELS_ONLY, resolve_engine
+from arch.engine import KERNELS_ONLY, engine_names, resolve_engine
 from arch.presets import load_chip
 from explore.api.predict import predict
 from explore.validation.case import Case, Overrides, Unexpressed, ov_key
@@ -52,11 +53,32 @@ def _read(path: Path) -> list[dict[str, str]]:
             rows = list(csv.DictReader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ConfigError(f"--measurements {path}: cannot read it as CSV ({exc})") from None
-    missing = {"id", "hardware", "metric", "value"} - set(rows[0] if rows else {})
+    if not rows:
+        raise ConfigError(f"--measurements {path}: no rows; use the columns of "
+                          "data/measurements.csv, one measurement a row")  # fmt: skip
+    missing = {"id", "hardware", "metric", "value"} - set(rows[0])
     if missing:
         raise ConfigError(f"--measurements {path}: missing column {sorted(missing)[0]!r}; "
                           "use the columns of data/measurements.csv")  # fmt: skip
+    for i, row in enumerate(rows, start=2):  # line 1 is the header
+        _check_value(row.get("value"), f"--measurements {path}: line {i}: value")
     return rows
+
+
+_RANGE = re.compile(r"^([0-9]*\.?[0-9]+)\s*-\s*([0-9]*\.?[0-9]+)$")
+
+
+def _check_value(text: str | None, where: str) -> None:
+    """A measured value: a finite number > 0, or a published range ``LO-HI`` of two (such rows
+    are reported as not expressed); the content is not repeated in the error."""
+    text = (text or "").strip()
+    span = _RANGE.match(text)
+    try:
+        values = [float(v) for v in span.groups()] if span else [float(text)]
+    except ValueError:
+        values = [math.nan]
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise ConfigError(f"{where}: not a measurement; give a finite number > 0 (or LO-HI)")
 
 
 def load_rows(extra: Path | None = None, *, only: bool = False) -> list[dict[str, str]]:
@@ -120,18 +142,20 @@ _ENGINES = (
     (r"DeepSpeed|optimum-habana", "deepspeed"),
     (r"sambaflow|public endpoint|API benchmark|cloud API", "vendor"),
 )
-# benchmark suites that ran 2023-2024 engine releases (TRT-LLM's static-batching
-# gptSessionBenchmark of v0.5-0.6; LLM-Inference-Bench, arXiv 2411.00136, on 2024 releases):
-# their rows ran the engine's "-legacy" entry, not today's release
-_LEGACY = r"gptSessionBenchmark|LLM-Inference-Bench"
-_HAS_LEGACY = ("trtllm", "vllm")
+# benchmark suites that ran older engine releases, by the release the rows state: TRT-LLM's
+# static-batching gptSessionBenchmark (v0.5-0.6, 2023: "trtllm-2023"); LLM-Inference-Bench
+# (arXiv 2411.00136) on 2024 releases ("-legacy"); today's releases otherwise
+_RELEASES = ((r"gptSessionBenchmark", "2023"), (r"LLM-Inference-Bench", "legacy"))
+_HAS_RELEASES = ("trtllm", "vllm")
 
 
 def engine_of(row) -> str | None:
     text = " ".join(row.get(k, "") for k in ("parallelism", "workload", "source", "notes"))
     name = next((n for pat, n in _ENGINES if re.search(pat, text, re.IGNORECASE)), None)
-    if name in _HAS_LEGACY and re.search(_LEGACY, text):
-        return f"{name}-legacy"
+    if name in _HAS_RELEASES:
+        for pat, release in _RELEASES:
+            if re.search(pat, text) and f"{name}-{release}" in engine_names():
+                return f"{name}-{release}"
     return name
 
 

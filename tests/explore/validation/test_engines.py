@@ -12,7 +12,9 @@ def _row(**kw):
 def test_engine_of_reads_the_rows_text():
     assert engine_of(_row(source="xpusim benchmarks/device/measure_gpu.py")) == "pytorch"
     assert engine_of(_row(workload="TensorRT-LLM perf overview, trtllm-bench")) == "trtllm"
-    assert engine_of(_row(workload="TRT-LLM gptSessionBenchmark, batch 1")) == "trtllm-legacy"
+    assert engine_of(_row(workload="TRT-LLM gptSessionBenchmark, batch 1")) == "trtllm-2023"
+    assert engine_of(_row(parallelism="TensorRT-LLM, 1 device(s)",
+                          source="argonne-lcf/LLM-Inference-Bench")) == "trtllm-legacy"  # fmt: skip
     assert engine_of(_row(parallelism="vLLM, 1 device(s)",
                           source="argonne-lcf/LLM-Inference-Bench")) == "vllm-legacy"  # fmt: skip
     assert engine_of(_row(notes="NVIDIA DGX-H100_H100-SXM-80GBx8_TRT; p99")) == "trtllm"
@@ -29,18 +31,19 @@ def _case(metric, engine, cls="end_to_end", family="amd-cdna3"):
 def test_engine_factors_are_fitted_on_named_rows_only():
     """TTFT rows fit their engine engine-wide; runs of an old release with no TTFT rows fit it
     per family; runs of today's releases and of the vendor stacks fit nothing (validation)."""
-    ttft = _case("ttft_ms", "trtllm-legacy", family="nvidia-hopper")
+    ttft = _case("ttft_ms", "trtllm-2023", family="nvidia-hopper")
     run_old = _case("e2e_latency_s", "vllm-legacy")
     run_new = _case("throughput_output_tokens_per_s", "trtllm", family="nvidia-hopper")
     vendor = _case("e2e_latency_s", "vendor", family="sambanova-rdu")
     cases = [ttft, run_old, run_new, vendor]
     seen = ttft_engines(cases)
-    assert seen == {"trtllm-legacy"}
-    assert informed(ttft, seen) == {("engine:trtllm-legacy", "step_overhead_s"),
-                                    ("engine:trtllm-legacy", "kernel_scale")}  # fmt: skip
+    assert seen == {"trtllm-2023"}
+    assert informed(ttft, seen) == {("engine:trtllm-2023", "step_overhead_s"),
+                                    ("engine:trtllm-2023", "kernel_scale")}  # fmt: skip
     table = "engine:vllm-legacy@amd-cdna3"
     assert informed(run_old, seen) == {(table, "step_overhead_s"), (table, "kernel_scale")}
     assert informed(run_new, seen) == set() and informed(vendor, seen) == set()
-    # an old release's runs stay validation once TTFT rows fit it engine-wide
-    legacy_run = _case("e2e_latency_s", "trtllm-legacy", family="nvidia-ampere")
-    assert informed(legacy_run, seen) == set()
+    # an old release's runs stay validation once TTFT rows fit it engine-wide, and an old
+    # TensorRT-LLM (cuBLAS, the microbenchmarked kernels) is never fitted on runs
+    assert informed(_case("e2e_latency_s", "trtllm-2023", family="nvidia-ampere"), seen) == set()
+    assert informed(_case("e2e_latency_s", "trtllm-legacy", family="nvidia-ampere"), seen) == set()
