@@ -42,6 +42,7 @@ __all__ = [
     "format_validation_error",
     "load_config",
     "load_toml",
+    "one_line",
     "partial_model",
     "split_sources",
     "strict_json",
@@ -169,14 +170,26 @@ def _is_number_like(node: Any, path: str) -> bool:
 
 
 def load_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML file; syntax errors become one-line ConfigErrors."""
+    """Read a TOML file; a missing file, a folder, a binary or unreadable file and syntax errors
+    become one-line ConfigErrors naming the file (never echoing its content)."""
+    if Path(path).is_dir():
+        raise ConfigError(f"{path}: is a directory; give a TOML file")
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (invalid UTF-8); give a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raise ConfigError(f"{path}: invalid TOML: {one_line(str(exc))}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror}); give a TOML file") from None
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks folded, for a one-line message."""
+    return " ".join(str(text).split())
 
 
 def format_validation_error(exc: ValidationError, origin: str) -> str:
@@ -249,14 +262,10 @@ def load_config(path: str | Path, model: type[M], *, origin: str | None = None) 
 
 
 def _read(path: Path, where: str) -> dict[str, Any]:
-    if path.is_dir():
-        raise ConfigError(f"{where}: is a directory; give a TOML file")
     try:
         return load_toml(path)
-    except UnicodeDecodeError:
-        raise ConfigError(f"{where}: not a text file (invalid UTF-8); give a TOML file") from None
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read it ({exc.strerror}); give a TOML file") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{where}{str(exc).removeprefix(str(path))}") from None
 
 
 def field_path(loc: Sequence[str | int]) -> str:

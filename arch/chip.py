@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import (
     BeforeValidator,
+    ConfigDict,
     Field,
     PlainSerializer,
     PositiveInt,
@@ -97,6 +98,8 @@ class ComputeEngine(Frozen):
     MXM) it tiles the weight K x N while the token dimension M streams through unpadded.
     """
 
+    model_config = ConfigDict(allow_inf_nan=False)  # no infinite or NaN hardware figure
+
     peak_flops_per_s: dict[Precision, float]
     units: int = Field(ge=1)
     tile_rows: int = Field(default=1, ge=1)
@@ -133,6 +136,8 @@ class MemoryLevel(Frozen):
     SRAM-only chip); ``capacity`` is a slower, larger tier weights stream from when they do not fit
     (Cerebras MemoryX, SambaNova DDR, Grace LPDDR).
     """
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     name: str
     kind: Literal["sram", "cache", "hbm", "gddr", "lpddr", "ddr", "flash"]
@@ -199,9 +204,11 @@ class Interconnect(Frozen):
     * ``in_network_reduction``: the switch reduces in flight (NVLS, SHARP, SwarmX).
     """
 
+    model_config = ConfigDict(allow_inf_nan=False)
+
     name: str
     topology: Topology
-    bandwidth_bytes_per_s: float = Field(ge=0)
+    bandwidth_bytes_per_s: float = Field(ge=0, description="0: chips cannot talk (one chip)")
     links: int = Field(ge=0)
     links_per_peer: int | None = Field(default=None, ge=1)
     dims: Dims | None = None
@@ -258,6 +265,8 @@ def _links_used(f: Interconnect) -> int:
 class Chip(Frozen):
     """One accelerator package, as software addresses it."""
 
+    model_config = ConfigDict(allow_inf_nan=False)
+
     name: str
     display_name: str
     vendor: str
@@ -272,7 +281,7 @@ class Chip(Frozen):
     scale_out: Interconnect | None = None
     tdp_w: float = Field(gt=0)
     idle_w: float = Field(ge=0)
-    price_usd: float | None = None
+    price_usd: float | None = Field(default=None, ge=0)
     fused_layers: bool = Field(
         default=False,
         description="dataflow: a layer's ops run as one fused kernel, so the activations "
@@ -320,6 +329,18 @@ class System(Frozen):
 
     chip: Chip
     count: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _connected(self) -> System:
+        """Chips that must talk need a fabric that moves bytes (0 B/s would divide by zero)."""
+        fabrics = [("scale_up", self.chip.scale_up)] if self.count > 1 else []
+        if self.count > self.chip.scale_up.domain_chips and self.chip.scale_out is not None:
+            fabrics.append(("scale_out", self.chip.scale_out))
+        for key, f in fabrics:
+            if f.bandwidth_bytes_per_s <= 0:
+                raise ValueError(f"{key}.bandwidth_bytes_per_s is 0, so {self.count} chips "
+                                 "cannot communicate; give a bandwidth > 0 or use 1 chip")
+        return self
 
     @property
     def name(self) -> str:

@@ -61,4 +61,8 @@ def parse_system(text: str) -> System:
         ) from None
     if n < 1:
         raise ConfigError(f"--system {text!r}: chip count must be >= 1")
-    return System(chip=load_chip(name), count=n)
+    try:
+        return System(chip=load_chip(name), count=n)
+    except ValidationError as exc:
+        msg = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"--system {text!r}: {msg}") from None
