@@ -111,7 +111,7 @@ class ServingConfig:
         return [
             (self.requests >= 1, "--requests must be >= 1"),
             (self.replicas >= 1, "replicas must be >= 1"),
-            (self.scheduler in SCHEDULERS or self.scheduler == "disaggregated",
+            (self.scheduler in FRONT_SCHEDULERS,
              f"--scheduler {self.scheduler!r}: choose one of {', '.join(FRONT_SCHEDULERS)}"),
             (self.max_batch >= 1, "--max-batch must be >= 1"),
             (self.max_tokens >= 1, "--max-tokens must be >= 1"),
@@ -416,8 +416,9 @@ def simulate_serving(cfg: ServingConfig, step_model: Callable[..., StepCost]) ->
     longest = int(np.max(sim.inp + sim.out)) if len(sim.inp) else 0
     if sim.pool[0].kv.blocks_for(longest) > cfg.kv_blocks:
         raise ValueError(
-            f"a request of {longest} tokens needs more KV cache than a replica has "
-            f"({cfg.kv_blocks * cfg.block_size} tokens); shorten the lengths or add chips"
+            f"--input-len + --output-len: a request of {longest} tokens needs more KV cache "
+            f"than a replica has ({cfg.kv_blocks * cfg.block_size} tokens); shorten the lengths "
+            "or add chips"
         )
     sim.env.run(until=sim.all_done)
     sim._tick(0)

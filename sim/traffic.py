@@ -92,17 +92,33 @@ class LogNormal(LengthDist):
 
 @dataclass(frozen=True)
 class Empirical(LengthDist):
+    """Lengths resampled from a file of observed ones: a ``.txt`` file of positive integers
+    separated by white space (one per line), or a ``.csv`` file whose rows hold one integer each
+    (a header row is allowed). Other files are refused, and no error repeats the file's content
+    (a ``file:`` input may point anywhere)."""
+
     values: tuple[int, ...]
 
     @classmethod
-    def from_file(cls, path: Path) -> Empirical:
+    def from_file(cls, path: Path, field: str = "file") -> Empirical:
+        path = Path(path)
+        where = f"{field} {'file:' + str(path)!r}"
+        if path.suffix.lower() not in (".txt", ".csv"):
+            raise ConfigError(f"{where}: give a .txt or .csv file of lengths, one integer "
+                              "per line")  # fmt: skip
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "not found"
+            raise ConfigError(f"{where}: {what}; give a file of lengths, one integer per line")
+        if path.stat().st_size > MAX_LENGTH_FILE_BYTES:
+            raise ConfigError(f"{where}: larger than {MAX_LENGTH_FILE_BYTES >> 20} MiB; give "
+                              "a sample of the lengths")  # fmt: skip
         try:
-            vals = tuple(int(float(t)) for t in Path(path).read_text().split())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"length file {path}: {exc}; give one integer per line") from exc
-        if not vals or min(vals) < 1:
-            raise ConfigError(f"length file {path}: needs positive integers")
-        return cls(vals)
+            text = path.read_text()
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where}: not a text file; give one integer per line") from None
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read it ({exc.strerror})") from None
+        return cls(_lengths_of(text, where, csv_file=path.suffix.lower() == ".csv"))
 
     def sample(self, rng, n):
         return rng.choice(np.asarray(self.values, dtype=np.int64), size=n)
@@ -110,6 +126,29 @@ class Empirical(LengthDist):
     @property
     def mean(self):
         return float(np.mean(self.values))
+
+
+MAX_LENGTH_FILE_BYTES = 64 << 20
+MAX_LENGTH = 1 << 24  # tokens: longer than any model's context
+
+
+def _lengths_of(text: str, where: str, *, csv_file: bool) -> tuple[int, ...]:
+    """The integers of a length file; an error names the line, never its content."""
+    vals = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        cells = [c.strip() for c in line.split(",")] if csv_file else line.split()
+        if csv_file and i == 1 and not all(c.isdigit() for c in cells if c):
+            continue  # a header
+        for tok in cells:
+            if csv_file and not tok:
+                continue
+            if not tok.isdigit() or not 1 <= int(tok) <= MAX_LENGTH:
+                raise ConfigError(f"{where}: line {i}: not a length; give integers from 1 to "
+                                  f"{MAX_LENGTH}, one per line")  # fmt: skip
+            vals.append(int(tok))
+    if not vals:
+        raise ConfigError(f"{where}: no lengths; give one integer >= 1 per line")
+    return tuple(vals)
 
 
 @dataclass(frozen=True)
@@ -133,26 +172,30 @@ class Clipped(LengthDist):
 
 
 def parse_length(text: str | int, field: str = "--input-len") -> LengthDist:
-    """``512``, ``uniform:128:1024``, ``lognormal:MEAN:STD`` or ``file:PATH``."""
+    """``512``, ``uniform:128:1024``, ``lognormal:MEAN:STD`` or ``file:PATH`` (a ``.txt`` or
+    ``.csv`` file of lengths, :class:`Empirical`); every number finite, lengths 1 to
+    :data:`MAX_LENGTH`."""
     s = str(text).strip()
+    kind, _, rest = s.partition(":")
+    if kind == "file":
+        return Empirical.from_file(Path(rest), field)
     try:
-        if s.isdigit() and int(s) >= 1:
+        if s.isdigit() and 1 <= int(s) <= MAX_LENGTH:
             return Fixed(int(s))
-        kind, _, rest = s.partition(":")
         if kind == "uniform":
             lo, hi = (int(v) for v in rest.split(":"))
-            if 1 <= lo <= hi:
+            if 1 <= lo <= hi <= MAX_LENGTH:
                 return Uniform(lo, hi)
         elif kind == "lognormal":
             mean, std = (float(v) for v in rest.split(":"))
-            if mean >= 1 and std >= 0:
+            if 1 <= mean <= MAX_LENGTH and 0 <= std <= MAX_LENGTH:  # False for NaN
                 return LogNormal(mean, std)
-        elif kind == "file":
-            return Empirical.from_file(Path(rest))
     except ValueError:
         pass
+    shown = s if len(s) <= 60 else s[:57] + "..."
     raise ConfigError(
-        f"{field} {s!r}: give an integer >= 1, uniform:LO:HI, lognormal:MEAN:STD or file:PATH"
+        f"{field} {shown!r}: give an integer >= 1 (at most {MAX_LENGTH}), uniform:LO:HI, "
+        "lognormal:MEAN:STD (finite, MEAN >= 1) or file:PATH (.txt or .csv, one integer a line)"
     )
 
 
@@ -202,18 +245,48 @@ class TraceReplay(Arrivals):
     path: Path
 
     def load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Arrival times (s, finite, >= 0) and lengths (integers >= 1), sorted by arrival; a
+        bad file is a ConfigError naming the row and column, never repeating the content."""
+        where = f"trace {self.path}"
+        if not Path(self.path).is_file():
+            what = "is a directory" if Path(self.path).is_dir() else "not found"
+            raise ConfigError(f"{where}: {what}; give a CSV with arrival_s,input_len,output_len")
         try:
             with open(self.path, newline="") as fh:
                 rows = list(csv.DictReader(fh))
-            t = np.array([float(r["arrival_s"]) for r in rows])
-            i = np.array([int(r["input_len"]) for r in rows], dtype=np.int64)
-            o = np.array([int(r["output_len"]) for r in rows], dtype=np.int64)
-        except (OSError, KeyError, ValueError) as exc:
-            raise ConfigError(
-                f"trace {self.path}: {exc!r}; give a CSV with arrival_s,input_len,output_len"
-            ) from exc
+        except (OSError, UnicodeDecodeError, csv.Error):
+            raise ConfigError(f"{where}: cannot read it as CSV; give a CSV with "
+                              "arrival_s,input_len,output_len") from None  # fmt: skip
+        if not rows:
+            raise ConfigError(f"{where}: no rows; give a CSV with a header "
+                              "arrival_s,input_len,output_len and one request a row")  # fmt: skip
+        t = np.array([_trace_cell(r, "arrival_s", i, where) for i, r in enumerate(rows)])
+        i = np.array([_trace_cell(r, "input_len", k, where) for k, r in enumerate(rows)],
+                     dtype=np.int64)  # fmt: skip
+        o = np.array([_trace_cell(r, "output_len", k, where) for k, r in enumerate(rows)],
+                     dtype=np.int64)  # fmt: skip
         order = np.argsort(t, kind="stable")
         return t[order], i[order], o[order]
 
     def times(self, rng, n):
         return self.load()[0][:n]
+
+
+def _trace_cell(row: dict, column: str, i: int, where: str) -> float | int:
+    """One checked value of a trace row (``i`` counts data rows from 1 after the header)."""
+    at = f"{where}: row {i + 1}: {column}"
+    text = row.get(column)
+    if text is None:
+        raise ConfigError(f"{at}: missing; give a CSV with arrival_s,input_len,output_len")
+    text = text.strip()
+    if column == "arrival_s":
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{at}: not a time; give seconds, a finite number >= 0")
+        return value
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LENGTH:
+        raise ConfigError(f"{at}: not a length; give an integer from 1 to {MAX_LENGTH}")
+    return int(text)

@@ -93,6 +93,20 @@ class ServingSection(UserConfig):
     spec: SpecSection | None = None
     lora: LoraSection | None = None
 
+    @field_validator("trace")
+    @classmethod
+    def _trace_beside_the_file(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """A relative trace path is relative to the scenario file, not to the shell."""
+        return _beside(v, info)
+
+    @field_validator("input_len", "output_len")
+    @classmethod
+    def _length_file_beside_the_file(cls, v: int | str | None, info: ValidationInfo):
+        """``file:PATH`` with a relative PATH is relative to the scenario file."""
+        if isinstance(v, str) and v.strip().startswith("file:"):
+            return "file:" + str(_beside(v.strip().removeprefix("file:"), info))
+        return v
+
     @field_validator("pd_ratio")
     @classmethod
     def _pd_ratio(cls, v: str) -> str:
@@ -130,10 +144,7 @@ class PredictScenario(UserConfig):
     @classmethod
     def _beside_the_file(cls, v: str | None, info: ValidationInfo) -> str | None:
         """A relative ``.toml`` path is relative to the scenario file, not to the shell."""
-        folder = (info.context or {}).get("dir")
-        if v and folder is not None and v.endswith(".toml") and not Path(v).is_absolute():
-            return str(Path(folder) / v)
-        return v
+        return _beside(v, info) if v and v.endswith(".toml") else v
 
     @field_validator("batch", mode="before")
     @classmethod
@@ -156,6 +167,15 @@ class PredictScenario(UserConfig):
             if value < 0 or (value == 0 and not name.endswith(("_s", "_fraction"))):
                 raise field_error((name,), "must be > 0 (>= 0 for times and fractions)", value)
         return v
+
+
+def _beside(path: str | None, info: ValidationInfo) -> str | None:
+    """``path`` relative to the folder of the file being read (``info.context["dir"]``, set by
+    :func:`arch.base.load_config`); absolute paths and values read elsewhere unchanged."""
+    folder = (info.context or {}).get("dir")
+    if path and folder is not None and not Path(path).is_absolute():
+        return str(Path(folder) / path)
+    return path
 
 
 def load_predict_scenario(path: str | Path) -> PredictScenario:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from arch.base import (
     ConfigError,
@@ -115,10 +115,15 @@ class ScenarioTable(UserConfig):
 
     @field_validator("input_len", "output_len")
     @classmethod
-    def _length(cls, v: int | str) -> int | str:
+    def _length(cls, v: int | str, info: ValidationInfo) -> int | str:
+        """A length or a distribution; ``file:PATH`` relative to the scenario file's folder."""
         from sim.traffic import parse_length
 
-        parse_length(v, "length")  # a ValueError (ConfigError) with the spellings it takes
+        folder = (info.context or {}).get("dir")
+        if isinstance(v, str) and v.strip().startswith("file:") and folder is not None:
+            path = Path(v.strip().removeprefix("file:"))
+            v = "file:" + str(path if path.is_absolute() else Path(folder) / path)
+        parse_length(v, info.field_name or "length")  # a ConfigError with the spellings it takes
         return v
 
     @field_validator("daily_profile")
@@ -161,7 +166,7 @@ class FleetTable(UserConfig):
 
 
 class MonteCarloTable(UserConfig):
-    samples: int = Field(default=400, ge=1)
+    samples: int = Field(default=400, ge=1, le=100_000)  # each sample re-prices every fleet
     seed: int = Field(default=0, ge=0)
 
 
@@ -288,7 +293,13 @@ def _designed(t: FleetTable, name: str, origin: str, loc: tuple) -> tuple[System
     except ConfigError as exc:
         raise config_error(origin, loc, str(exc)) from None
     nre = rep.cost["nre_per_unit"] * (d.volume_units or technology().cost.volume_units)
-    return System(chip=chip, count=t.chips), nre, rep.unit_cost_usd - rep.cost["nre_per_unit"]
+    try:
+        system = System(chip=chip, count=t.chips)
+    except ValidationError as exc:
+        msg = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+        msg = msg.replace("scale_up.bandwidth_bytes_per_s", "link_bytes_per_s")
+        raise config_error(origin, loc, msg) from None
+    return system, nre, rep.unit_cost_usd - rep.cost["nre_per_unit"]
 
 
 # --------------------------------------------------------------------------- sizing & pricing
