@@ -1,13 +1,71 @@
-"""What the commands share: the target flags and the flag-or-scenario-or-default rule."""
+"""What the commands share: the target flags, the flag-or-scenario-or-default rule, and the one
+check of numeric flags (:func:`number`: typed, finite, in range) and output paths
+(:func:`check_output`: writable before any work is done)."""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+from pathlib import Path
 
 from arch.base import ConfigError
 from arch.engine import engine_names
 
-__all__ = ["add_target", "degree", "degrees", "pick"]
+__all__ = ["add_target", "check_output", "degree", "degrees", "number", "pick", "system_of"]
+
+
+def number(kind: type = float, *, gt: float | None = None, ge: float | None = None,
+           lt: float | None = None, le: float | None = None):  # fmt: skip
+    """An argparse ``type`` for a numeric flag: an ``int`` or a finite ``float`` within the given
+    bounds. A bad value is a usage error naming the flag and the valid range (exit 2)."""
+    bounds = [f"{op} {v:g}" for op, v in ((">", gt), (">=", ge), ("<", lt), ("<=", le))
+              if v is not None]  # fmt: skip
+    want = ("an integer" if kind is int else "a finite number") + (
+        " " + " and ".join(bounds) if bounds else "")
+
+    def parse(text: str):
+        try:
+            value = int(text) if kind is int else float(text)
+        except ValueError:
+            value = math.nan
+        ok = math.isfinite(value) and all((
+            gt is None or value > gt, ge is None or value >= ge,
+            lt is None or value < lt, le is None or value <= le))  # fmt: skip
+        if not ok:
+            shown = text if len(text) <= 30 else text[:27] + "..."
+            raise argparse.ArgumentTypeError(f"give {want} (got {shown!r})")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def check_output(path: Path | None, flag: str, *, folder: bool = False,
+                 suffixes: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Refuse an output path that cannot be written, before any work: a file where a folder is
+    wanted or the reverse, a parent that is a file, a folder without write permission, a
+    suffix the writer does not know. One line naming ``flag`` (exit 2)."""
+    if path is None:
+        return
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ConfigError(f"{flag} {str(path)!r}: give a file name ending in "
+                          f"{' or '.join(suffixes)}")  # fmt: skip
+    if path.exists() and path.is_dir() != folder:
+        what = "a folder" if path.is_dir() else "a file"
+        raise ConfigError(f"{flag} {str(path)!r}: is {what}; give "
+                          f"{'a folder' if folder else 'a file name'}")  # fmt: skip
+    parent = path if folder else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{flag} {str(path)!r}: {str(parent)!r} is not a folder; give a path "
+                          "inside a folder")  # fmt: skip
+    writable = os.access(parent, os.W_OK | os.X_OK)
+    if not writable or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"{flag} {str(path)!r}: cannot write there (permission denied); "
+                          "give a writable path")  # fmt: skip
 
 
 def degree(text: str) -> int | str:
@@ -51,3 +109,21 @@ def pick(flag, file_value, default=None, name=""):
     if value is None and default is None:
         raise ConfigError(f"--{name} is required (or set it in --scenario)")
     return default if value is None else value
+
+
+def system_of(args, sc) -> str:
+    """The ``--system`` flag or the scenario's system, checked here so that a bad one names
+    where it came from (the flag, or the scenario file's key)."""
+    from arch.presets import parse_system
+
+    if args.system is None:
+        spec = pick(None, sc.system_spec(), name="system")
+        where = f"{args.scenario}: {'chip' if sc.chip else 'system'}"
+    else:
+        spec, where = args.system, f"--system {args.system!r}"
+    try:
+        parse_system(spec)
+    except ConfigError as exc:
+        msg = str(exc).removeprefix(f"--system {spec!r}: ")
+        raise ConfigError(f"{where}: {msg}") from None
+    return spec

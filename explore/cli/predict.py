@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from arch.base import ConfigError, strict_json
-from explore.cli.common import add_target, degrees, pick
+from explore.cli.common import add_target, check_output, degrees, number, pick, system_of
 from sim.mapping import OBJECTIVES
 
 __all__ = ["add_parser", "run"]
@@ -16,7 +16,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="latency, throughput, memory and energy of a static batch")
     add_target(p)
     p.add_argument("--batch", help="sequences per replica, or 'max'")
-    p.add_argument("--tpot-slo-ms", type=float, help="with --batch max: the best batch meeting it")
+    p.add_argument("--tpot-slo-ms", type=number(gt=0),
+                   help="with --batch max: the best batch meeting it")  # fmt: skip
     p.add_argument(
         "--objective",
         choices=list(OBJECTIVES),
@@ -26,7 +27,8 @@ def add_parser(sub) -> None:
     for flag in ("--input-len", "--output-len"):
         p.add_argument(flag, help="tokens; with --batch max also uniform:LO:HI, "
                        "lognormal:MEAN:STD or file:PATH (steady state, simulated)")  # fmt: skip
-    p.add_argument("--routing-skew", type=float, help="Zipf exponent of MoE routing (0 uniform)")
+    p.add_argument("--routing-skew", type=number(ge=0, le=100),
+                   help="Zipf exponent of MoE routing (0 uniform)")  # fmt: skip
     p.add_argument("--scenario", type=Path, help="TOML scenario; flags override it")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--trace", type=Path, help="write a Perfetto/Chrome trace of the steps")
@@ -36,6 +38,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from explore.report.tables import print_predict
 
+    check_output(args.trace, "--trace")
     result = _predict(args)
     sims = {}
     if args.trace:
@@ -66,14 +69,13 @@ def _predict(args: argparse.Namespace):
     sc = load_predict_scenario(args.scenario) if args.scenario else PredictScenario()
     par = sc.parallelism
 
-    system = pick(args.system, sc.system_spec(), name="system")
     model = pick(args.model, sc.model, name="model")
+    system = system_of(args, sc)
     batch = pick(args.batch, sc.batch, name="batch")
     if isinstance(batch, str) and batch != "max":
-        try:
-            batch = int(batch)
-        except ValueError:
-            raise ConfigError(f"--batch {batch!r}: give a positive integer or 'max'") from None
+        if not batch.strip().isdigit() or int(batch) < 1:
+            raise ConfigError(f"--batch {batch!r}: give a positive integer or 'max'")
+        batch = int(batch)
     slo = args.tpot_slo_ms if args.tpot_slo_ms is not None else sc.tpot_slo_ms
     inp, out, front = _lengths(args, sc, batch, predict)
     return front(

@@ -3,52 +3,65 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from arch.base import ConfigError, strict_json
-from explore.cli.common import add_target, degrees, pick
+from explore.cli.common import add_target, check_output, degrees, number, pick, system_of
 
 if TYPE_CHECKING:
     from explore.api.serve import ServeRequest
 
-__all__ = ["add_parser", "run"]
+__all__ = ["MAX_REQUESTS", "add_parser", "run"]
+
+MAX_REQUESTS = 10_000_000  # a simulation of more requests would not finish in a session
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("serve", help="latency distributions and throughput under load (SimPy)")
     add_target(p)
-    p.add_argument("--rate", type=float, help="mean arrival rate, requests/s")
-    p.add_argument("--requests", type=int, help="requests to simulate (default 1000)")
+    p.add_argument("--rate", type=number(gt=0), help="mean arrival rate, requests/s")
+    p.add_argument("--requests", type=number(int, ge=1, le=MAX_REQUESTS),
+                   help="requests to simulate (default 1000)")  # fmt: skip
     p.add_argument("--input-len", help="N, uniform:LO:HI, lognormal:MEAN:STD or file:PATH")
     p.add_argument("--output-len", help="N, uniform:LO:HI, lognormal:MEAN:STD or file:PATH")
     p.add_argument("--scheduler", help="static, continuous (default), chunked, disaggregated")
-    p.add_argument("--max-batch", type=int, help="sequences per replica step (default 256)")
-    p.add_argument("--max-tokens", type=int, help="tokens per step / chunk budget (8192)")
+    p.add_argument("--max-batch", type=number(int, ge=1),
+                   help="sequences per replica step (default 256)")  # fmt: skip
+    p.add_argument("--max-tokens", type=number(int, ge=1),
+                   help="tokens per step / chunk budget (8192)")  # fmt: skip
     p.add_argument("--arrivals", choices=["poisson", "gamma", "closed", "trace"])
-    p.add_argument("--cv", type=float, help="gamma arrivals: coefficient of variation of gaps")
-    p.add_argument("--users", type=int, help="closed-loop concurrency")
+    p.add_argument("--cv", type=number(gt=0, le=1e3),
+                   help="gamma arrivals: coefficient of variation of gaps")  # fmt: skip
+    p.add_argument("--users", type=number(int, ge=1, le=MAX_REQUESTS),
+                   help="closed-loop concurrency")  # fmt: skip
     p.add_argument("--trace-file", help="trace replay CSV: arrival_s,input_len,output_len")
     p.add_argument("--router", choices=["round_robin", "least_outstanding"])
     p.add_argument("--preemption", choices=["recompute", "swap"])
-    p.add_argument("--prefix-hit-rate", type=float, help="share of prompt tokens cached")
+    p.add_argument("--prefix-hit-rate", type=number(ge=0, lt=1),
+                   help="share of prompt tokens cached")  # fmt: skip
     p.add_argument("--pd-ratio", help="disaggregated: prefill:decode replicas, e.g. 1:3")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--seed", type=number(int, ge=0, le=2**32 - 1), help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", type=Path, metavar="DIR", help="write PNG charts here")
     p.add_argument("--scenario", type=Path, help="TOML scenario; flags override it")
     p.add_argument("--rate-search", action="store_true", help="highest rate meeting the SLO")
-    p.add_argument("--slo-ttft-ms", type=float, help="p99 TTFT limit")
-    p.add_argument("--slo-tpot-ms", type=float, help="p99 TPOT limit")
+    p.add_argument("--slo-ttft-ms", type=number(gt=0), help="p99 TTFT limit")
+    p.add_argument("--slo-tpot-ms", type=number(gt=0), help="p99 TPOT limit")
 
 
 def run(args: argparse.Namespace) -> int:
     from explore.api.serve import resolve_mapping
 
+    check_output(args.plot, "--plot", folder=True)
     slo_tpot_s = args.slo_tpot_ms / 1e3 if args.slo_tpot_ms else None
-    req, mapping = resolve_mapping(_serve_request(args), slo_tpot_s=slo_tpot_s)
+    notes: list[str] = []
+    req, mapping = resolve_mapping(_serve_request(args, notes), slo_tpot_s=slo_tpot_s)
     return run_serve(
         req,
         mapping=mapping,
@@ -57,33 +70,36 @@ def run(args: argparse.Namespace) -> int:
         slo_ttft_ms=args.slo_ttft_ms,
         slo_tpot_ms=args.slo_tpot_ms,
         search=args.rate_search,
+        notes=notes,
     )
 
 
-def _serve_request(args: argparse.Namespace):
+def _serve_request(args: argparse.Namespace, notes: list[str]):
     from explore.api.serve import ServeRequest
     from sim.stepmodel import LoRA, SpecDecode
-    from sim.traffic import ClosedLoop, Gamma, Poisson, TraceReplay, parse_length
+    from sim.traffic import ClosedLoop, Gamma, Poisson, TraceReplay
     from workloads.scenario import PredictScenario, load_predict_scenario
 
     sc = load_predict_scenario(args.scenario) if args.scenario else PredictScenario()
     sv, par = sc.serving, sc.parallelism
 
-    for flag, value in (("rate", args.rate), ("requests", args.requests)):
-        if value is not None and value <= 0:
-            raise ConfigError(f"--{flag} must be > 0")
     kind = pick(args.arrivals, sv.arrivals)
     if kind == "trace":
         arrivals = TraceReplay(Path(pick(args.trace_file, sv.trace, name="trace-file")))
+        arrivals.load()  # a bad file: one line naming the row and column, before any work
     elif kind == "closed":
         arrivals = ClosedLoop(pick(args.users, sv.users, name="users"))
     else:
         rate = pick(args.rate, sv.rate, 1.0 if args.rate_search else None, name="rate")
         arrivals = Gamma(rate, pick(args.cv, sv.cv)) if kind == "gamma" else Poisson(rate)
+    from_trace = arrivals.load()[1:] if isinstance(arrivals, TraceReplay) else (None, None)
+    flags = (("input_len", "input-len"), ("output_len", "output-len"))
     lengths = [
-        parse_length(pick(getattr(args, f), getattr(sv, f), getattr(sc, f), name=n), "--" + n)
-        for f, n in (("input_len", "input-len"), ("output_len", "output-len"))
+        _length(_first(getattr(args, f), getattr(sv, f), getattr(sc, f)), "--" + n, trace)
+        for (f, n), trace in zip(flags, from_trace, strict=True)
     ]
+    model = pick(args.model, sc.model, name="model")
+    lengths = _within_context(lengths, arrivals, model, notes)
     pd = pick(args.pd_ratio, sv.pd_ratio)
     try:
         p, d = (int(x) for x in pd.split(":"))
@@ -101,8 +117,8 @@ def _serve_request(args: argparse.Namespace):
     except ValueError as exc:
         raise ConfigError(f"{args.scenario}: serving: {exc}") from None
     return ServeRequest(
-        system=pick(args.system, sc.system_spec(), name="system"),
-        model=pick(args.model, sc.model, name="model"),
+        system=system_of(args, sc),
+        model=model,
         quant=pick(args.quant, sc.quant, default="bf16"),
         engine=args.engine or sc.engine,
         moe_overlap=args.moe_overlap or sc.moe_overlap,
@@ -111,7 +127,7 @@ def _serve_request(args: argparse.Namespace):
         arrivals=arrivals,
         requests=pick(args.requests, sv.requests, 1000),
         **degrees(args, par),
-        scheduler=pick(args.scheduler, sv.scheduler, "continuous"),
+        scheduler=_scheduler(pick(args.scheduler, sv.scheduler, "continuous"), args),
         max_batch=pick(args.max_batch, sv.max_batch, 256),
         max_tokens=pick(args.max_tokens, sv.max_tokens, 8192),
         router=pick(args.router, sv.router),
@@ -124,8 +140,87 @@ def _serve_request(args: argparse.Namespace):
     )
 
 
+def _first(*values):
+    """The first value that is set (flag, then ``[serving]``, then the scenario's top level)."""
+    return next((v for v in values if v is not None), None)
+
+
+def _length(value, flag: str, trace):
+    """A length flag (or scenario value); with trace arrivals and none given, the trace's own
+    lengths (they plan the mapping; each request replays its row's lengths)."""
+    from sim.traffic import Empirical, parse_length
+
+    if value is None and trace is not None:
+        return Empirical(tuple(int(v) for v in trace))
+    if value is None:
+        raise ConfigError(f"{flag} is required (or set it in --scenario)")
+    return parse_length(value, flag)
+
+
+def _upper(d) -> float:
+    """The longest length a distribution can draw (inf for an unbounded one)."""
+    from sim.traffic import Clipped, Empirical, Fixed, Uniform
+
+    if isinstance(d, Fixed):
+        return d.n
+    if isinstance(d, Uniform):
+        return d.hi
+    if isinstance(d, Empirical):
+        return max(d.values)
+    if isinstance(d, Clipped):
+        return min(d.max_len, _upper(d.dist))
+    return math.inf
+
+
+def _within_context(lengths: list, arrivals, model: str, notes: list[str]) -> list:
+    """Requests that fit the model's context: a trace row longer than it, or lengths whose means
+    exceed it, are errors; a distribution whose tail exceeds it is clipped, with a note (the
+    prompt keeps its share of the context by the means, the output the rest)."""
+    from sim.traffic import Clipped, Fixed, TraceReplay
+    from workloads.presets import load_model
+
+    ctx = load_model(model).max_context
+    if isinstance(arrivals, TraceReplay):
+        _, i, o = arrivals.load()
+        worst = int(np.argmax(i + o))
+        if i[worst] + o[worst] - 1 > ctx:
+            total = int(i[worst] + o[worst])
+            raise ConfigError(f"trace {arrivals.path}: input_len + output_len {total:,} exceeds "
+                              f"{model}'s context of {ctx:,} tokens; shorten that request")
+        return lengths
+    din, dout = lengths
+    if isinstance(din, Fixed) and isinstance(dout, Fixed):
+        return lengths  # one length: sim.evaluate says so when it is too long
+    if din.mean + dout.mean - 1 > ctx:
+        raise ConfigError(f"--input-len/--output-len: mean lengths {din.mean:,.0f} + "
+                          f"{dout.mean:,.0f} exceed {model}'s context of {ctx:,} tokens; "
+                          "give shorter lengths")  # fmt: skip
+    if _upper(din) + _upper(dout) - 1 <= ctx:
+        return lengths
+    share = round((ctx + 1) * din.mean / (din.mean + dout.mean))
+    cap_in = int(min(_upper(din), max(1, share)))
+    cap_out = int(min(_upper(dout), ctx + 1 - cap_in))
+    cap_in = int(min(_upper(din), ctx + 1 - cap_out))
+    notes.append(f"lengths clipped to the model's context of {ctx:,} tokens: input <= {cap_in:,},"
+                 f" output <= {cap_out:,} (the distributions' tails exceed it)")  # fmt: skip
+    return [Clipped(din, cap_in) if _upper(din) > cap_in else din,
+            Clipped(dout, cap_out) if _upper(dout) > cap_out else dout]  # fmt: skip
+
+
+def _scheduler(name: str, args: argparse.Namespace) -> str:
+    """A scheduler ``serve`` runs (the two pools of disaggregated serving are not on their own)."""
+    from sim.serving import FRONT_SCHEDULERS
+
+    if name not in FRONT_SCHEDULERS:
+        where = ("--scheduler" if args.scheduler is not None
+                 else f"{args.scenario}: serving.scheduler")  # fmt: skip
+        raise ConfigError(f"{where} {name!r}: choose one of {', '.join(FRONT_SCHEDULERS)}")
+    return name
+
+
 def run_serve(req: ServeRequest, *, as_json: bool, plot_dir, slo_ttft_ms, slo_tpot_ms,
-              search: bool, mapping: dict | None = None) -> int:  # fmt: skip
+              search: bool, mapping: dict | None = None,
+              notes: list[str] | None = None) -> int:  # fmt: skip
     slo_t = slo_ttft_ms / 1e3 if slo_ttft_ms else None
     slo_p = slo_tpot_ms / 1e3 if slo_tpot_ms else None
     if search:
@@ -144,6 +239,8 @@ def run_serve(req: ServeRequest, *, as_json: bool, plot_dir, slo_ttft_ms, slo_tp
             summary, trace = serve(req, slo_ttft_s=slo_t, slo_tpot_s=slo_p, progress=tick)
     if mapping is not None:
         summary["mapping"] = mapping
+    if notes:
+        summary["notes"] = [*summary.get("notes", []), *notes]
     if plot_dir and trace is not None:
         from explore.report.plots import serving_plots
 
@@ -154,6 +251,8 @@ def run_serve(req: ServeRequest, *, as_json: bool, plot_dir, slo_ttft_ms, slo_tp
         from explore.report.tables import print_serving
 
         print_serving(summary)
+        for note in notes or ():
+            print(f"note: {note}")
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from arch.base import strict_json
+from explore.cli.common import check_output
 
 __all__ = ["add_parser", "run"]
 
@@ -21,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from explore.report.tco import print_table, write_report
     from explore.tco.fleet import contract, load_tco_scenario, tco
 
+    check_output(args.report, "--report", suffixes=(".html", ".md"))
     sc = load_tco_scenario(args.scenario)
     results = tco(sc)
     if args.report:

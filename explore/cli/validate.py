@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from arch.base import ConfigError, strict_json
+from explore.cli.common import check_output
 from explore.validation.calibrate import informed, ttft_engines
 from explore.validation.validate import RowResult, metric_class, summarize, validate
 from sim.intervals import INTERVALS
@@ -79,7 +80,16 @@ def run_physical(args: argparse.Namespace) -> int:
 def run_calibrate(args: argparse.Namespace) -> int:
     from explore.validation.calibrate import run_calibrate as calibrate
 
+    _check_measurements(args)  # (calibrate checks --out itself, before the fit)
     return calibrate(args.measurements, args.out, only=args.only_measurements)
+
+
+def _check_measurements(args: argparse.Namespace) -> None:
+    """The --measurements file read (and its values checked) before any work."""
+    from explore.validation.cases import load_rows
+
+    if args.measurements is not None or args.only_measurements:
+        load_rows(args.measurements, only=args.only_measurements)
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -88,7 +98,9 @@ def run_validate(args: argparse.Namespace) -> int:
                             ("--workers", args.workers)):  # fmt: skip
             if value is not None:
                 raise ConfigError(f"{flag} needs --loo (it concerns the out-of-sample refits)")
-    else:
+    check_output(args.csv, "--csv")
+    _check_measurements(args)
+    if args.loo:
         return _run_loo(args)
     results, skipped = validate(args.measurements, only=args.only_measurements)
     return _report(results, skipped, as_json=args.json, csv_path=args.csv)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from pathlib import Path
+from urllib.parse import quote
 
 from arch.base import ConfigError
 from explore.tco.fleet import FleetResult, Scenario, operate, price_fleet
@@ -210,13 +212,17 @@ def write_report(sc: Scenario, results: list[FleetResult], path: Path) -> None:
     if path.suffix not in (".html", ".md"):
         raise ConfigError(f"--report {path}: use a .html or .md file name")
     figs = _figures(sc, results)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".html":
-        path.write_text(_html(sc, results, figs))
-        return
-    for name, png in figs.items():
-        (path.parent / f"{path.stem}-{name}.png").write_bytes(png)
-    path.write_text(_markdown(sc, results, [f"{path.stem}-{n}.png" for n in figs]))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".html":
+            path.write_text(_html(sc, results, figs))
+            return
+        for name, png in figs.items():
+            (path.parent / f"{path.stem}-{name}.png").write_bytes(png)
+        path.write_text(_markdown(sc, results, [f"{path.stem}-{n}.png" for n in figs]))
+    except OSError as exc:
+        raise ConfigError(f"--report {str(path)!r}: cannot write it ({exc.strerror}); give a "
+                          "writable path") from None  # fmt: skip
 
 
 def _payback_lines(results: list[FleetResult]) -> list[str]:
@@ -269,12 +275,27 @@ def _html(sc, results, figs) -> str:
             "</body></html>")  # fmt: skip
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!|<>~])")
+_MD_LIST = re.compile(r"^(\d+)([.)])|^([-+])")  # a line that would start a list
+
+
+def md_escape(text: str) -> str:
+    """User text as literal Markdown: special characters backslash-escaped, line breaks folded
+    (a fleet or scenario name cannot open a table, a link, a heading or raw HTML)."""
+    out = _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    return _MD_LIST.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", out)
+
+
 def _markdown(sc, results, images) -> str:
-    lines = [f"# {sc.name}", "", _intro(sc), "", "| " + " | ".join(HEAD) + " |",
+    def row(cells) -> str:
+        return "| " + " | ".join(md_escape(c) for c in cells) + " |"
+
+    lines = [f"# {md_escape(sc.name)}", "", md_escape(_intro(sc)), "", row(HEAD),
              "|" + "---|" * len(HEAD)]  # fmt: skip
-    lines += ["| " + " | ".join(r) + " |" for r in rows(results)]
-    lines += ["", *_payback_lines(results), *_errors(results), ""]
-    lines += [f"![{i}]({i})" for i in images]
-    lines += ["", "## inputs used", "", "| input | value | source | ref |", "|---|---|---|---|"]
-    lines += ["| " + " | ".join(r) + " |" for r in _inputs_table(results)]
+    lines += [row(r) for r in rows(results)]
+    lines += ["", *(md_escape(x) for x in _payback_lines(results) + _errors(results)), ""]
+    lines += [f"![{md_escape(i)}]({quote(i)})" for i in images]
+    lines += ["", "## inputs used", "", row(["input", "value", "source", "ref"]),
+              "|---|---|---|---|"]  # fmt: skip
+    lines += [row(r) for r in _inputs_table(results)]
     return "\n".join(lines) + "\n"
