@@ -13,10 +13,10 @@ def test_engine_of_reads_the_rows_text():
     assert engine_of(_row(source="xpusim benchmarks/device/measure_gpu.py")) == "pytorch"
     assert engine_of(_row(workload="TensorRT-LLM perf overview, trtllm-bench")) == "trtllm"
     assert engine_of(_row(workload="TRT-LLM gptSessionBenchmark, batch 1")) == "trtllm-2023"
-    assert engine_of(_row(parallelism="TensorRT-LLM, 1 device(s)",
-                          source="argonne-lcf/LLM-Inference-Bench")) == "trtllm-legacy"  # fmt: skip
-    assert engine_of(_row(parallelism="vLLM, 1 device(s)",
-                          source="argonne-lcf/LLM-Inference-Bench")) == "vllm-legacy"  # fmt: skip
+    bench = "argonne-lcf/LLM-Inference-Bench"
+    trt = _row(parallelism="TensorRT-LLM, 1 device(s)", source=bench)
+    assert engine_of(trt) == "trtllm-legacy"
+    assert engine_of(_row(parallelism="vLLM, 1 device(s)", source=bench)) == "vllm-legacy"
     assert engine_of(_row(notes="NVIDIA DGX-H100_H100-SXM-80GBx8_TRT; p99")) == "trtllm"
     assert engine_of(_row(parallelism="Deepspeed, 8 device(s)")) == "deepspeed"
     assert engine_of(_row(workload="JetStream benchmark_serving.py")) == "jetstream"
