@@ -74,8 +74,10 @@ __all__ = [
     "cost_run",
     "evaluate",
     "power_floor_w",
+    "resident_batch",
     "resolve_workload",
     "step_costs",
+    "weight_regime",
 ]
 
 VERSION = "0.1.0"
@@ -359,6 +361,7 @@ class Result:
     efficiency: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
+    regime: dict[str, Any] = field(default_factory=dict)  # :func:`weight_regime`
     prefill_step: StepTiming | None = field(default=None, repr=False)
     decode_step: StepTiming | None = field(default=None, repr=False)
     run: RunCost | None = field(default=None, repr=False)  # the same numbers as length-1 arrays
@@ -395,6 +398,7 @@ class Result:
             "energy_j_per_token": self.energy_j_per_token,
             "efficiency": self.efficiency,
             "notes": list(self.notes),
+            "regime": self.regime or None,
             "config": self.config,
             "version": VERSION,
         }
@@ -404,6 +408,7 @@ def evaluate(w: Workload, batch: int) -> Result:
     """Cost ``batch`` sequences per replica on the workload's system (:func:`cost_run` on its one
     design row), with the prefill and mid-context decode steps' per-op costs for the report."""
     plan = w.plan(batch)
+    regime = weight_regime(w, plan, batch)
     common = {
         "batch": batch,
         "workload": w,
@@ -414,7 +419,8 @@ def evaluate(w: Workload, batch: int) -> Result:
             "calibrated": w.eff.calibrated,
             **w.eff.provenance(),
         },
-        "notes": tuple(_notes(w, plan, batch)),
+        "notes": tuple(_notes(w, plan, batch, regime)),
+        "regime": regime,
     }
     if not plan.fits:
         return Result(fits=False, **common)
@@ -453,7 +459,7 @@ def _config(w: Workload, batch: int) -> dict[str, Any]:
     }
 
 
-def _notes(w: Workload, plan: MemoryPlan, plan_batch: int) -> list[str]:
+def _notes(w: Workload, plan: MemoryPlan, plan_batch: int, regime: dict) -> list[str]:
     notes = []
     chip = w.system.chip
     want = w.quant.gemm_precision
@@ -477,9 +483,83 @@ def _notes(w: Workload, plan: MemoryPlan, plan_batch: int) -> list[str]:
                      f"is {w.eff.gemm_4bit.source} ({w.eff.gemm_4bit.value:.3g})")
     how = "assumed for the family" if w.engine.assumed else "as given"
     notes.append(f"engine: {w.engine.name} ({how}); --engine names another")
-    if plan.reason and plan.fits:
-        notes.append(plan.reason)
+    if regime["weights"] in ("streaming", "spilled"):  # flagged (CLIFF:, STREAMING:, SPILLED:)
+        notes.insert(0, _regime_note(plan, regime))
     if w.par.pp > 1:
         sh = w.shape("decode", plan_batch, 1, 0)
         notes.append(f"decode pipelines {sh.passes} micro-batches of {sh.batch}")
     return notes
+
+
+# --------------------------------------------------------------------------- weight regimes
+
+
+def resident_batch(w: Workload, hi: int) -> int:
+    """The largest batch in [1, ``hi``] that fits with no weight streaming from a capacity tier
+    (0 if none does). The KV cache grows with the batch and pushes weights down the levels, so
+    the test is true up to one batch and false after it (bisection)."""
+
+    def ok(b: int) -> bool:
+        plan = w.plan(b)
+        return plan.fits and plan.weight_split[2] == 0
+
+    if hi < 1 or not ok(1):
+        return 0
+    lo = 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid - 1)
+    return lo
+
+
+def _tokens_per_s(w: Workload, batch: int, plan: MemoryPlan) -> float:
+    run = cost_run(w, batch, pack_design(w.system, w.eff, plan)[None, :], plan)
+    return float(run.tokens_per_s[0])
+
+
+def weight_regime(w: Workload, plan: MemoryPlan, batch: int) -> dict[str, Any]:
+    """Where each step reads the weights from at ``batch``, and the cliff it sits past.
+
+    ``weights``: ``"streaming"`` when a share streams from a capacity tier every step (CS-3
+    MemoryX, GH200 LPDDR), ``"spilled"`` when addressable SRAM holds only part of them (the rest
+    read from main memory), else ``"resident"``; None when the design does not fit. ``shares``:
+    the share of the weights on each memory level, by name. ``cliff``: when batch 1 keeps every
+    weight off the capacity tier and this batch does not (its KV cache pushed weights out), the
+    largest batch that still keeps them (``resident_batch``), its output tokens/s and this
+    batch's, and ``slowdown`` = resident / this (above 1: this batch is on the slow side of a
+    cliff); None otherwise."""
+    if not plan.fits:
+        return {"weights": None, "shares": {}, "cliff": None}
+    chip, split = w.system.chip, plan.weight_split
+    levels = (chip.scratch, chip.main_memory, chip.capacity_tier)
+    shares = {lvl.name: s for s, lvl in zip(split, levels, strict=True) if s > 0}
+    kind = "streaming" if split[2] > 0 else "spilled" if 0 < split[0] < 1 else "resident"
+    cliff = None
+    if kind == "streaming" and (r := resident_batch(w, batch - 1)):
+        rplan = w.plan(r)
+        slow, fast = _tokens_per_s(w, batch, plan), _tokens_per_s(w, r, rplan)
+        cliff = {
+            "tier": chip.capacity_tier.name,  # type: ignore[union-attr]
+            "streamed_share": split[2],
+            "resident_batch": r,
+            "resident_level": rplan.weights_level,
+            "resident_tokens_per_s": fast,
+            "tokens_per_s": slow,
+            "slowdown": fast / slow,
+        }
+    return {"weights": kind, "shares": shares, "cliff": cliff}
+
+
+def _regime_note(plan: MemoryPlan, regime: dict[str, Any]) -> str:
+    """The placement note, marked ``CLIFF:`` (this batch streams weights a smaller batch kept
+    resident, and is slower for it), ``STREAMING:`` or ``SPILLED:``."""
+    kind, cliff = regime["weights"], regime["cliff"]
+    if cliff is None:
+        return f"{kind.upper()}: {plan.reason}"
+    r, ratio = cliff["resident_batch"], cliff["slowdown"]
+    versus = f"{ratio:.1f}x fewer" if ratio > 1 else f"{1 / ratio:.2f}x more"
+    return (f"{'CLIFF' if ratio > 1 else 'STREAMING'}: past batch {r} the KV cache pushes "
+            f"{100 * cliff['streamed_share']:.1f} % of the weights out to {cliff['tier']}, "
+            f"streamed every step: {cliff['tokens_per_s']:,.0f} output tokens/s, {versus} than "
+            f"batch {r} ({cliff['resident_tokens_per_s']:,.0f}), the largest that keeps them "
+            f"all in {cliff['resident_level']}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from arch.base import strict_json
@@ -15,6 +16,8 @@ from workloads.presets import load_model, model_names
 __all__ = ["print_predict", "print_presets", "print_show"]
 
 GB = 1e9
+# notes sim.evaluate / sim.batching mark as regime flags, printed under the memory table
+FLAGS = {"CLIFF": "red", "STREAMING": "red", "SPILLED": "yellow"}
 
 
 def _ms(x: float | None) -> str:
@@ -49,12 +52,17 @@ def print_predict(r: Result, console: Console | None = None) -> None:
             + (f"; needs >= {r.memory.min_chips} chips" if r.memory.min_chips else "")
         )
     _print_memory(con, r)
+    flagged = [n for n in r.notes if n.partition(": ")[0] in FLAGS]
+    for note in flagged:  # a cliff or a weight placement the numbers below depend on
+        mark, _, rest = note.partition(": ")
+        con.print(f"[bold {FLAGS[mark]}]{mark}:[/] {escape(rest)}")
     if r.fits:
         _print_perf(con, r)
         _print_bounds(con, r)
     _print_efficiency(con, r)
     for note in r.notes:
-        con.print(f"[yellow]note:[/] {note}")
+        if note not in flagged:
+            con.print(f"[yellow]note:[/] {note}")
 
 
 def _value(x: float) -> str:
