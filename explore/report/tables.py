@@ -9,13 +9,13 @@ from rich.table import Table
 from arch.base import strict_json
 from arch.presets import chip_names, load_chip
 from explore.api.predict import OBJECTIVES, Result
+from explore.report.units import field_unit, human, percent
 from sim.intervals import result_interval
 from sim.step import BOUNDS
 from workloads.presets import load_model, model_names
 
-__all__ = ["print_predict", "print_presets", "print_show"]
+__all__ = ["print_curve", "print_ops", "print_predict", "print_presets", "print_show"]
 
-GB = 1e9
 # notes sim.evaluate / sim.batching mark as regime flags, printed under the memory table
 FLAGS = {"CLIFF": "red", "STREAMING": "red", "SPILLED": "yellow"}
 
@@ -66,7 +66,7 @@ def print_predict(r: Result, console: Console | None = None) -> None:
 
 
 def _value(x: float) -> str:
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+    return f"{x:,.0f}" if abs(x) >= 100 else human(x)
 
 
 def _par(p: dict) -> str:
@@ -132,7 +132,7 @@ def _print_memory(con: Console, r: Result) -> None:
         c = r.workload.system.chip
         levels = (c.scratch, c.main_memory, c.capacity_tier)
         where = "weights: " + ", ".join(
-            f"{100 * f:.0f} % {'streamed from ' if i == 2 else 'in '}{lvl.name}"
+            f"{percent(f)} {'streamed from ' if i == 2 else 'in '}{lvl.name}"
             for i, (f, lvl) in enumerate(zip(m.weight_split, levels, strict=True))
             if f > 0
         )
@@ -142,10 +142,8 @@ def _print_memory(con: Console, r: Result) -> None:
     held = m.weights * (1 - streamed) if m.fits else m.weights  # streamed bytes are not resident
     total = held + m.kv_cache + m.activations + m.reserve
     t.add_row(
-        *(
-            f"{x / GB:,.2f} GB"
-            for x in (held, m.kv_cache, m.activations, m.reserve, total, m.capacity)
-        ),
+        *(human(x, "B") for x in (held, m.kv_cache, m.activations, m.reserve, total,
+                                    m.capacity)),
         "yes" if m.fits else "NO",
     )
     con.print(t)
@@ -158,7 +156,7 @@ def _print_bounds(con: Console, r: Result) -> None:
         t.add_column(b, justify="right")
     t.add_column("bound")
     for phase, shares in r.bound_shares.items():
-        t.add_row(phase, *(f"{100 * shares.get(b, 0.0):.0f} %" for b in BOUNDS), r.bound[phase])
+        t.add_row(phase, *(percent(shares.get(b, 0.0)) for b in BOUNDS), r.bound[phase])
     con.print(t)
 
 
@@ -172,8 +170,64 @@ def _print_efficiency(con: Console, r: Result) -> None:
         if not isinstance(f, dict):
             continue
         where = ", ".join(f["rows"]) if f.get("rows") else f.get("note", "")
-        t.add_row(name, f"{f['value']:.4g}", f["source"], where)
+        t.add_row(name, human(f["value"], field_unit(name) or "", digits=4), f["source"], where)
     con.print(t)
+
+
+def print_ops(r: Result, console: Console | None = None) -> None:
+    """The per-op table of the prefill and the mid-context decode step
+    (:func:`explore.report.ops.ops_of`): time, share of the op time, what binds, bytes moved,
+    collective bytes, FLOPs, arithmetic intensity and achieved FLOP/s, per chip."""
+    from explore.report.ops import ops_of
+
+    con = console or make_console()
+    steps = {"prefill": r.prefill_step, "decode": r.decode_step}
+    for phase, rows in ops_of(r).items():
+        step = steps[phase]
+        if step is None:
+            con.print(f"{phase}: no per-op view (the design does not fit)")
+            continue
+        t = Table(title=f"{phase}: ops of one pass per chip (step {human(step.total_s, 's')}, "
+                  f"ops {human(sum(x['seconds'] for x in rows), 's')})")  # fmt: skip
+        for col in ("op", "count", "time", "share", "bound", "bytes", "comm", "FLOPs",
+                    "FLOP/B", "achieved"):  # fmt: skip
+            t.add_column(col, justify="left" if col in ("op", "bound") else "right")
+        for x in rows:
+            t.add_row(x["name"], str(x["count"]), human(x["seconds"], "s"),
+                      percent(x["share"], decimals=1),
+                      x["bound"], human(x["bytes"], "B"), human(x["comm_bytes"], "B"),
+                      human(x["flops"], "FLOP"), human(x["arithmetic_intensity"]),
+                      human(x["achieved_flops_per_s"], "FLOP/s"))  # fmt: skip
+        con.print(t)
+
+
+def print_curve(c, console: Console | None = None) -> None:
+    """Each system's Pareto front of :func:`explore.api.curve.curve` (fastest per user first),
+    with how many points were costed and which mappings could not run."""
+    con = console or make_console()
+    slo = [f"TPOT <= {human(c.tpot_slo_s, 's')}" if c.tpot_slo_s else "",
+           f"TTFT <= {human(c.ttft_slo_s, 's')}" if c.ttft_slo_s else ""]  # fmt: skip
+    slo_text = " and ".join(x for x in slo if x)
+    con.print(f"[bold]{c.model}[/] ({c.quant}), input {c.input_len} / output {c.output_len} "
+              f"tokens; static batches over every mapping"
+              + (f"; front among points meeting {slo_text}" if slo_text else ""))  # fmt: skip
+    for system in c.systems:
+        pts = [p for p in c.points if p.system == system]
+        t = Table(title=f"{system}: Pareto front ({len(pts)} points costed, "
+                  f"{sum(p.meets_slo for p in pts)} meet the SLOs)")  # fmt: skip
+        for col in ("mapping", "batch", "tokens/s per user", "tokens/s per chip",
+                    "tokens/s (system)", "TPOT", "TTFT"):  # fmt: skip
+            t.add_column(col, justify="left" if col == "mapping" else "right")
+        for p in c.frontier(system):
+            t.add_row(p.mapping, f"{p.batch:,}", f"{p.tokens_per_s_per_user:,.1f}",
+                      f"{p.output_tokens_per_s_per_chip:,.1f}", f"{p.output_tokens_per_s:,.0f}",
+                      human(p.tpot_s, "s"), human(p.ttft_s, "s"))  # fmt: skip
+        con.print(t)
+        if not c.frontier(system):
+            con.print(f"{system}: no point meets {slo_text}")
+    if c.skipped:
+        con.print(f"[yellow]not run[/] (no batch fits): {len(c.skipped)} mapping(s), e.g. "
+                  f"{escape(c.skipped[0])}")  # fmt: skip
 
 
 def print_presets(*, as_json: bool = False) -> None:
@@ -225,7 +279,8 @@ def _chips_table(chips) -> Table:
         "domain",
         "TDP",
     ):
-        t.add_column(col)
+        names = {"name": [c.name for c in chips], "family": [c.family for c in chips]}
+        _column(t, col, names.get(col, []))
     for c in chips:
         m = c.main_memory
         t.add_row(
@@ -234,19 +289,28 @@ def _chips_table(chips) -> Table:
             _pf(c.matrix.peak("bf16") or c.matrix.peak("fp16")),
             _pf(c.matrix.peak("fp8") or c.matrix.peak("int8")),
             _pf(c.matrix.peak("fp4")),
-            f"{m.capacity_bytes / GB:,.2f} GB {m.kind}",
-            f"{m.bandwidth_bytes_per_s / 1e12:,.2f} TB/s",
-            f"{c.scale_up.bandwidth_bytes_per_s / GB:,.0f} GB/s {c.scale_up.topology}",
-            str(c.scale_up.domain_chips),
-            f"{c.tdp_w:,.0f} W",
+            f"{human(m.capacity_bytes, 'B')} {m.kind}",
+            human(m.bandwidth_bytes_per_s, "B/s"),
+            f"{human(c.scale_up.bandwidth_bytes_per_s, 'B/s')} {c.scale_up.topology}",
+            f"{c.scale_up.domain_chips:,}",
+            human(c.tdp_w, "W"),
         )
     return t
+
+
+def _column(t: Table, header: str, names: list[str]) -> None:
+    """A column whose cells wrap whole (never cut with an ellipsis); the name column never
+    wraps at all: it is as wide as the longest name."""
+    if names:
+        t.add_column(header, no_wrap=True, min_width=max(map(len, names)))
+    else:
+        t.add_column(header, overflow="fold")
 
 
 def _models_table(models) -> Table:
     t = Table(title="Models")
     for col in ("name", "params", "active", "layers", "hidden", "attention", "experts"):
-        t.add_column(col)
+        _column(t, col, [m.name for m in models] if col == "name" else [])
     for m in models:
         a = m.attention
         attn = (
@@ -257,8 +321,8 @@ def _models_table(models) -> Table:
         moe = f"{m.moe.num_experts} top-{m.moe.top_k}" if m.moe else "-"
         t.add_row(
             m.name,
-            f"{m.total_params() / 1e9:,.2f} B",
-            f"{m.total_params(active=True) / 1e9:,.2f} B",
+            human(m.total_params()),
+            human(m.total_params(active=True)),
             str(m.num_layers),
             str(m.hidden_size),
             attn,
@@ -268,7 +332,7 @@ def _models_table(models) -> Table:
 
 
 def _pf(x: float) -> str:
-    return f"{x / 1e12:,.0f} TF" if x else "-"
+    return human(x, "FLOP/s") if x else "-"
 
 
 def print_show(name: str, *, as_json: bool = False) -> None:
@@ -294,10 +358,23 @@ def print_show(name: str, *, as_json: bool = False) -> None:
         t.add_column(col, overflow="fold")
     for path, value in _flatten(data):
         src = sources.get(path)
-        t.add_row(path, str(value), src["kind"] if src else "", src["ref"] if src else "")
+        t.add_row(path, _field(path, value), src["kind"] if src else "",
+                  src["ref"] if src else "")  # fmt: skip
     con.print(t)
     if hasattr(obj, "config_source"):
         con.print(f"config source: {obj.config_source}")
+
+
+def _field(path: str, value) -> str:
+    """A preset value as people read it: in the unit its name carries (``human``), 4 digits."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    unit = field_unit(path)
+    if unit is None:
+        if isinstance(value, int) or float(value).is_integer():
+            return f"{value:.0f}"  # a count or a year: every digit
+        return human(value, digits=4)
+    return human(value, unit, digits=4)
 
 
 def _flatten(data, prefix: str = ""):
@@ -319,7 +396,8 @@ def print_serving(s: dict, console: Console | None = None) -> None:
         rs = s["rate_search"]
         con.print(
             f"[bold]highest Poisson rate meeting p99 TTFT <= {rs['slo_ttft_ms']:g} ms and "
-            f"p99 TPOT <= {rs['slo_tpot_ms']:g} ms: {rs['max_rate_per_s']:.3g} requests/s[/bold]"
+            f"p99 TPOT <= {rs['slo_tpot_ms']:g} ms: {human(rs['max_rate_per_s'])} "
+            "requests/s[/bold]"
         )
     con.print(
         f"{cfg.get('system', '')} {cfg.get('model', '')} {cfg.get('quant', '')} "
@@ -342,11 +420,11 @@ def print_serving(s: dict, console: Console | None = None) -> None:
     con.print(
         f"output tokens/s {_banded(s[tok], band.get(tok), _num)} "
         f"({_banded(s[chip], band.get(chip), _num)} per chip), requests/s "
-        f"{_num(s['requests_per_s'], '.3g')}, goodput {_num(s['goodput_requests_per_s'], '.3g')}"
+        f"{human(s['requests_per_s'])}, goodput {human(s['goodput_requests_per_s'])}"
         f" req/s, KV utilization {s['kv_utilization_mean']:.1%}, preemptions {s['preemptions']}"
     )
     e = s["energy_j_per_token"]
-    e_band = _banded(e, band.get("energy_j_per_token"), lambda x: format(x, ".3g"))
+    e_band = _banded(e, band.get("energy_j_per_token"), human)
     con.print(
         f"energy {e_band} J/token; simulated {s['simulated_s']:.1f} s in "
         f"{s['wall_s']:.2f} s wall"
