@@ -27,19 +27,36 @@ def add_parser(sub) -> None:
     s.add_argument("space", type=Path)
     s.add_argument("--out", type=Path, required=True, help="CSV (.csv) or Parquet (.parquet)")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--max-points", type=int, default=None, metavar="N",
+                   help="refuse grids of more points (default 5,000,000: memory)")  # fmt: skip
 
 
 def run_sweep(args: argparse.Namespace) -> int:
     from explore.search.sweep import run_sweep as sweep_to_file
 
-    return sweep_to_file(args.space, args.out, as_json=args.json)
+    return sweep_to_file(args.space, args.out, as_json=args.json, max_points=args.max_points)
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    """Counts on the command line, before any file is read or written."""
+    from arch.base import ConfigError
+
+    for flag, value, low, what in (("--n-trials", args.n_trials, 1, "finished trials"),
+                                   ("--workers", args.workers, 1, "worker processes"),
+                                   ("--confirm", args.confirm, 0, "designs to serve"),
+                                   ("--seed", args.seed, 0, "seed")):  # fmt: skip
+        if value is not None and value < low:
+            raise ConfigError(f"{flag} {value}: give {low} or more ({what})")
 
 
 def run_search(args: argparse.Namespace) -> int:
     from explore.search.output import confirm, print_pareto, write_outputs
-    from explore.search.space import load_space
+    from explore.search.space import check_study_name, load_space
     from explore.search.study import search
 
+    _check_counts(args)
+    if args.study_name is not None:  # before it names the default --out folder
+        check_study_name(args.study_name, "--study-name")
     space = load_space(args.space)
     out = args.out or Path("xpusim-search") / (args.study_name or space.name)
     res = search(space, storage=args.storage, study_name=args.study_name, n_trials=args.n_trials,

@@ -7,12 +7,13 @@ import csv
 import warnings
 from pathlib import Path
 
+from arch.base import ConfigError
 from explore.search.designs import write_chip, write_model
 from explore.search.objectives import evaluate_point, lengths
-from explore.search.space import Space
-from explore.search.study import SearchResult
+from explore.search.space import Space, safe_name
+from explore.search.study import FINISHED, SearchResult, slot_key
 
-__all__ = ["confirm", "print_pareto", "write_outputs"]
+__all__ = ["confirm", "inside", "print_pareto", "write_outputs", "write_presets"]
 
 MAX_PRESETS = 20
 
@@ -20,17 +21,26 @@ MAX_PRESETS = 20
 def _flat(rows: list[dict], objectives: tuple[str, ...]) -> tuple[list[str], list[dict]]:
     params = sorted({k for r in rows for k in r["params"]})
     metrics = sorted({k for r in rows for k in r["metrics"]})
-    head = ["number", "state", "feasible", *params, *objectives,
+    head = ["slot", "state", "feasible", *params, *objectives,
             *[f"metric.{m}" for m in metrics], "reason"]  # fmt: skip
     out = []
     for r in rows:
-        row = {"number": r["number"], "state": r["state"], "feasible": r["feasible"],
+        row = {"slot": r["slot"], "state": r["state"], "feasible": r["feasible"],
                "reason": r["reason"]}  # fmt: skip
         row |= {p: r["params"].get(p, "") for p in params}
         row |= {o: (r["values"][i] if r["values"] else "") for i, o in enumerate(objectives)}
         row |= {f"metric.{m}": r["metrics"].get(m, "") for m in metrics}
         out.append(row)
     return head, out
+
+
+def inside(out: Path, path: Path) -> Path:
+    """``path``, once resolved, if it lies inside ``out`` (checked before every write)."""
+    real, root = path.resolve(), out.resolve()
+    if not real.is_relative_to(root):
+        raise ConfigError(f"output {path} would land outside --out {out}; use a plain study "
+                          "name (--study-name) and a plain --out folder")  # fmt: skip
+    return path
 
 
 def _csv(path: Path, head: list[str], rows: list[dict]) -> None:
@@ -40,28 +50,43 @@ def _csv(path: Path, head: list[str], rows: list[dict]) -> None:
         w.writerows(rows)
 
 
+def _ident(p: dict) -> str:
+    """A Pareto row's reproducible name: its slot (the trial number for a study without)."""
+    return f"s{p['slot']}" if p.get("slot") is not None else f"t{p['number']}"
+
+
 def write_presets(res: SearchResult, space: Space, out: Path) -> list[str]:
-    """Each Pareto design (up to MAX_PRESETS) as a chip preset (and model, for shapes)."""
+    """Each Pareto design (up to MAX_PRESETS) as a chip preset (and model, for shapes), named
+    STUDY-sSLOT. The study name is checked safe as a file name and a TOML string
+    (:func:`explore.search.space.check_study_name`); a name made elsewhere is made safe here,
+    and every path is checked to stay inside ``out``."""
     written = []
+    stem = safe_name(space.name)
     for p in res.pareto[:MAX_PRESETS]:
         point = evaluate_point(space.base, p["params"], space.quality)
-        ref = f"xpusim search study {res.study_name!r} trial {p['number']}"
-        name = f"{space.name}-t{p['number']}"
+        name = f"{stem}-{_ident(p)}"
+        ref = f"xpusim search study {stem} {_ident(p)} (trial {p['number']})"
         if point.design is not None:
             chip = point.chip.model_copy(update={"name": name})
-            written.append(str(write_chip(chip, out / "designs" / f"{name}.toml", ref)))
+            path = inside(out, out / "designs" / f"{name}.toml")
+            written.append(str(write_chip(chip, path, ref)))
         if any(k.startswith("model.") for k in p["params"]):
             model = point.model.model_copy(update={"name": f"{name}-model"})
-            written.append(str(write_model(model, out / "designs" / f"{name}-model.toml", ref)))
+            path = inside(out, out / "designs" / f"{name}-model.toml")
+            written.append(str(write_model(model, path, ref)))
     return written
 
 
 def write_outputs(res: SearchResult, space: Space, out: Path, study=None) -> list[str]:
+    """trials.csv (one row per finished slot, in slot order: identical for a seeded study
+    however many workers ran it), pareto.csv, the Pareto presets and plots, all inside
+    ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    head, rows = _flat(res.trials, res.objectives)
-    _csv(out / "trials.csv", head, rows)
+    done = sorted((r for r in res.trials if r["state"] in FINISHED), key=slot_key)
+    head, rows = _flat(done, res.objectives)
+    _csv(inside(out, out / "trials.csv"), head, rows)
     ph, prow = _flat(res.pareto, res.objectives)
-    _csv(out / "pareto.csv", ph, prow)
+    _csv(inside(out, out / "pareto.csv"), ph, prow)
     files = [str(out / "trials.csv"), str(out / "pareto.csv"), *write_presets(res, space, out)]
     files += _plots(res, out, study)
     return files
@@ -87,7 +112,7 @@ def _plots(res: SearchResult, out: Path, study) -> list[str]:
         ax.set_title(res.study_name)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(out / "pareto.png", dpi=110)
+        fig.savefig(inside(out, out / "pareto.png"), dpi=110)
         plt.close(fig)
         files.append(str(out / "pareto.png"))
     if study is not None and len(feas) >= 4:
@@ -110,7 +135,7 @@ def _optuna_plots(study, res: SearchResult, out: Path, plt) -> list[str]:
                 continue  # too few distinct trials for this plot
             ax.figure.set_size_inches(8, 4.5)
             ax.figure.tight_layout()
-            ax.figure.savefig(out / fname, dpi=110)
+            ax.figure.savefig(inside(out, out / fname), dpi=110)
             plt.close(ax.figure)
             files.append(str(out / fname))
     return files
@@ -127,9 +152,11 @@ def confirm(
     rows = []
     for p in res.pareto[:n]:
         point = evaluate_point(space.base, p["params"], space.quality)
-        ref = f"xpusim search study {res.study_name!r} trial {p['number']} (confirm)"
-        chip_path = write_chip(point.chip, out / "confirm" / f"t{p['number']}.toml", ref)
-        model_path = write_model(point.model, out / "confirm" / f"t{p['number']}-model.toml", ref)
+        ref = f"xpusim search study {safe_name(res.study_name)} {_ident(p)} (confirm)"
+        chip_path = write_chip(point.chip, inside(out, out / "confirm" / f"{_ident(p)}.toml"), ref)
+        model_path = write_model(
+            point.model, inside(out, out / "confirm" / f"{_ident(p)}-model.toml"), ref
+        )
         d, m = point.deploy, point.metrics
         inp, outl = lengths(space.base)
         capacity = m["tokens_per_s"] / outl  # requests/s the analytic batch sustains
@@ -143,7 +170,8 @@ def confirm(
         summary, _ = serve(req)
         sim_tpot = summary["tpot_s"]["p50"]
         rows.append({
-            "number": p["number"], "analytic_tpot_s": m["tpot_s"], "served_tpot_p50_s": sim_tpot,
+            "number": p["number"], "slot": p.get("slot"), "analytic_tpot_s": m["tpot_s"],
+            "served_tpot_p50_s": sim_tpot,
             "served_ttft_p99_s": summary["ttft_s"]["p99"],
             "served_tokens_per_s": summary["output_tokens_per_s"],
             "tpot_ratio": sim_tpot / m["tpot_s"] if sim_tpot else None,
@@ -163,7 +191,7 @@ def print_pareto(res: SearchResult, limit: int = 15) -> None:
         tab.add_column(col, justify="right")
     for p in res.pareto[:limit]:
         cells = [_fmt(p["params"].get(k)) for k in keys]
-        tab.add_row(str(p["number"]), *cells, *[_fmt(v) for v in p["values"]])
+        tab.add_row(_ident(p), *cells, *[_fmt(v) for v in p["values"]])
     con = Console(width=160)
     con.print(tab)
     notes = sorted({n for p in res.pareto for n in p.get("notes", [])})

@@ -60,10 +60,12 @@ __all__ = [
     "Dim",
     "Space",
     "SpaceFile",
+    "check_study_name",
     "load_space",
     "parse_constraint",
     "parse_objectives",
     "parse_value",
+    "safe_name",
 ]
 
 Sampler = Literal["tpe", "nsga2", "random", "grid"]
@@ -229,6 +231,29 @@ class Space:
         return [d for d in self.dims if d.section == section]
 
 
+# --------------------------------------------------------------------------- study names
+
+# A study name becomes a folder name (the default --out), file names (designs/NAME-sK.toml) and
+# TOML strings: letters, digits and . _ - + only, starting with a letter or digit.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+_NAME_FIX = ("use 1-100 letters, digits, '.', '_', '-' or '+', starting with a letter or digit "
+             "(no '/', '..', spaces or control characters)")  # fmt: skip
+
+
+def check_study_name(name: str, where: str) -> str:
+    """``name`` if it is safe as a file name, else a ConfigError naming ``where``."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(f"{where} {name!r}: a study name becomes a file name; {_NAME_FIX}")
+    return name
+
+
+def safe_name(text: str) -> str:
+    """``text`` as a valid study name: every run of other characters becomes '-' (the default
+    name from a space file's stem)."""
+    slug = re.sub(r"[^A-Za-z0-9._+-]+", "-", text).replace("..", "-").lstrip("._+-")[:100]
+    return slug or "study"
+
+
 # --------------------------------------------------------------------------- the file's schema
 
 
@@ -252,6 +277,13 @@ class StudySection(UserConfig):
     sampler: Sampler | None = None
     n_trials: int = Field(default=100, ge=1)
     seed: int = Field(default=0, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and (not _NAME.fullmatch(v) or ".." in v):
+            raise ValueError(f"a study name becomes a file name; {_NAME_FIX}")
+        return v
 
     @field_validator("objectives")
     @classmethod
@@ -386,7 +418,7 @@ def load_space(path: str | Path) -> Space:
     f = load_config(path, SpaceFile)
     objectives, directions = parse_objectives(_plain(f.study.objectives), _metrics())
     return Space(
-        name=f.study.name or Path(path).stem,
+        name=f.study.name or safe_name(Path(path).stem),
         objectives=objectives,
         directions=directions,
         constraints=tuple(parse_constraint(c, _metrics()) for c in f.study.constraints),

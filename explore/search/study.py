@@ -1,54 +1,66 @@
 """Co-design search with Optuna: chip x model shape x deployment, under area, power and cost.
 
-Each trial samples the space's dimensions, rejects a point that cannot run before costing it
+Each trial evaluates one point, rejects a point that cannot run before costing it
 (:class:`explore.search.objectives.Infeasible`: ``optuna.TrialPruned``, with the reason in the
 ``infeasible`` user attr), and otherwise costs it with the analytic model. Constraints go to the
 samplers and to ``Study.best_trials`` through ``Trial.set_constraint`` (Optuna 5's successor of
 ``constraints_func``): a violated constraint keeps the real objective values; the trial is just
 infeasible. The Pareto set is Optuna's ``study.best_trials`` (feasible COMPLETE trials only).
+Only Optuna's public API is used.
 
-Only Optuna's public API is used. Trials run in ``Study.optimize``; ``n_trials`` is the study's
-total budget of finished (COMPLETE + PRUNED) trials, so a rerun tops a study up and a rerun with
-the same number does nothing. Workers share the budget: ``MaxTrialsCallback`` stops a worker once
-the budget is spent, and because two workers can both start the last trial, a trial whose
-number ranks beyond the budget among the study's not-failed trials is discarded before it
-samples anything (FAIL, user attr ``surplus``): the storage numbers trials atomically, so exactly
-one worker wins each slot and the study never overshoots.
+Slots: one seeded sequence, whoever runs it. The study's budget is ``n_trials`` *slots*,
+numbered 0, 1, 2, ...; slot k's parameters are a pure function of the seed, k and (adaptive
+samplers) the results of the slots before k's batch (:class:`_Plan`):
 
-Liveness. A worker killed mid-trial leaves the trial RUNNING; it must be failed and its
-parameters retried (``RetryHeartbeatStaleTrialCallback``, at most 3 times), but only once its
-process is really gone: failing a live worker's trial makes that worker die with
-``UpdateFinishedTrialError``. "Whoever starts next" is no evidence of death, so liveness comes
-from heartbeats:
+* ``random``: slot k draws from ``RandomSampler(seed=SeedSequence([seed, k]))``;
+* ``grid``: slot k is the k-th point of a seeded permutation of the grid (cycling);
+* ``tpe`` and ``nsga2``: slots come in batches (TPE_BATCH for TPE; one NSGA-II generation,
+  the population size); batch j is asked from the seeded sampler (seed from ``[seed, j]``) in
+  an in-memory shadow study that holds the results of batches < j in slot order, so no worker
+  can see a different history. Batch j+1 waits for batch j to finish.
 
-* ``sqlite:///F``, ``postgresql://``, ``mysql://``: Optuna's RDB heartbeat
-  (``RDBStorage(heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-  heartbeat_stale_trial_callback=...)``); ``Study.optimize`` fails stale trials before each new
-  one. (``failed_trial_callback`` and ``RetryFailedTrialCallback`` are deprecated in Optuna 5.)
-* the journal file (default ``OUT/study.journal``): ``JournalStorage`` does not implement
-  Optuna's heartbeat in 5.0 (it is no ``BaseHeartbeat``, and ``fail_stale_trials`` skips it).
+Any worker enqueues the next missing slots (``Study.enqueue_trial`` with the ``slot`` user
+attr, up to WINDOW waiting) and runs waiting trials (``Study.ask`` pops one, ``Study.tell``
+finishes it; pops on a SQLite file hold a file lock, as SQLite ignores ``FOR UPDATE``). So
+``--workers N``, two processes, a killed-and-resumed run and one uninterrupted process all
+produce the same set of (slot, parameters, values), and ``trials.csv`` (one row per slot, in
+slot order) is identical. Optuna's trial *numbers* are storage ids in order of creation: they
+match the slots in one uninterrupted process, and may differ with several workers (two
+workers can enqueue one slot at once, or ask as the queue runs dry), so outputs name slots.
 
-So every trial also beats through the public API, on any storage: a thread renews its
-``heartbeat`` user attr every HEARTBEAT_S while it runs (``Trial.set_user_attr``; a trial of
-milliseconds never writes). Whenever it runs no trial of its own (before its first, and while
-it waits for the budget), every worker watches the RUNNING trials of others: one that for
-GRACE_S of the watcher's own monotonic clock neither finished nor renewed its beat is dead, and
-is failed (``Study.tell(number, state=FAIL)``) and retried. Watching with one's own clock needs
-no agreement of clocks or time zones between hosts. This is the only mechanism for the journal;
-on RDB it also catches the trial Optuna never fails, one killed between its creation and its
-first heartbeat (Optuna leaves a trial without a heartbeat row RUNNING forever, by design:
-optuna#4026). A worker whose remaining budget is held by others' RUNNING trials waits for them
-to finish or die, so a resumed study always ends with exactly ``n_trials`` finished trials.
-A worker stopped (not killed) for longer than GRACE_S is declared dead as well: its point is
-retried elsewhere and the stopped worker fails when it resumes (rerun to carry on).
+The budget. The study is done when every slot < ``n_trials`` is *finished*: its trial is
+COMPLETE or PRUNED (infeasible), or its point was given up after killing its worker MAX_RETRY +
+1 times (FAIL; counted as spent so that a point that crashes every process cannot hold the
+study forever, and reported in ``n_trials_given_up``). A rerun with the same ``n_trials`` does
+nothing, a larger one tops the study up. A trial that finds its slot already held by an
+earlier not-failed trial (two workers enqueued it), or that was asked when no slot was waiting,
+is discarded before it samples anything (FAIL, user attr ``surplus``, no parameters): each
+slot is finished exactly once, so the study never overshoots and never repeats a point.
 
-Each process seeds its sampler with ``seed`` + the number of its first trial: one process is
-reproducible, and concurrent ones (same ``--seed``) do not sample the same points.
+Liveness. A worker killed mid-trial leaves the trial RUNNING; it must be failed (its slot is
+then enqueued again), but only once its process is really gone: failing a live worker's trial
+makes that worker die with ``UpdateFinishedTrialError``. "Whoever starts next" is no evidence
+of death, so liveness comes from heartbeats, the same on every storage (journal, SQLite,
+PostgreSQL): a thread renews the trial's ``heartbeat`` user attr every HEARTBEAT_S while it
+runs (``Trial.set_user_attr``; a trial of milliseconds never writes). Whenever it runs no trial
+of its own, every worker watches the RUNNING trials of others: one that for GRACE_S of the
+watcher's own monotonic clock neither finished nor renewed its beat is dead, and is failed
+(``Study.tell(number, state=FAIL)``); its slot is enqueued again. Watching with one's own clock
+needs no agreement of clocks between hosts, and it also catches a trial killed before its
+first beat. (Optuna's own RDB heartbeat is not used: it beats only inside ``Study.optimize``,
+never for a trial killed before its first heartbeat (optuna#4026), not at all on the journal
+in Optuna 5.0 (``JournalStorage`` is no ``BaseHeartbeat``), and ``Study.optimize`` pops waiting
+trials without the SQLite lock.) A worker whose remaining slots are held by others' RUNNING
+trials waits for them to finish or die. A worker stopped (not killed) for longer than GRACE_S
+is declared dead as well: its slot runs elsewhere and the stopped worker fails when it resumes
+(rerun to carry on).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import threading
 import time
 import warnings
@@ -57,18 +69,28 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from arch.base import ConfigError
 from explore.search.objectives import METRICS, Infeasible, chinchilla_loss, evaluate_point
 from explore.search.space import (
     Constraint,
     Space,
+    check_study_name,
     load_space,
     parse_constraint,
     parse_objectives,
 )
 from workloads.presets import load_model
 
-__all__ = ["SearchResult", "apply_overrides", "search", "study_result"]
+__all__ = [
+    "SearchResult",
+    "apply_overrides",
+    "check_out_dir",
+    "search",
+    "slot_key",
+    "study_result",
+]
 
 FINISHED = ("COMPLETE", "PRUNED")
 
@@ -88,16 +110,18 @@ class SearchResult:
     confirmed: list[dict] = field(default_factory=list)
     space: Space | None = field(default=None, repr=False)  # as run (overrides applied)
     study: Any = field(default=None, repr=False)  # the Optuna study, for plots
+    n_trials_given_up: int = 0
 
     def to_json(self) -> dict:
         return {
             "study_name": self.study_name,
             "n_trials_complete": self.n_trials_complete,
             "n_trials_feasible": self.n_trials_feasible,
+            "n_trials_given_up": self.n_trials_given_up,
             "objectives": [{"name": n, "direction": d}
                            for n, d in zip(self.objectives, self.directions, strict=True)],
-            "pareto": [{"params": p["params"], "values": p["values"], "number": p["number"],
-                        "metrics": p["metrics"]} for p in self.pareto],
+            "pareto": [{"params": p["params"], "values": p["values"], "slot": p["slot"],
+                        "number": p["number"], "metrics": p["metrics"]} for p in self.pareto],
             "storage": self.storage,
             "trials_per_s": self.n_trials_done_here / self.wall_s if self.wall_s else None,
             "confirmed": self.confirmed,
@@ -115,49 +139,55 @@ def _storage(url: str | None, out: Path):
 
     if url is None or url.endswith(".journal"):
         path = Path(url) if url else out / "study.journal"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--storage {path}: cannot create its folder ({exc.strerror}); "
+                              "give a writable path") from None  # fmt: skip
+        if path.is_dir():
+            raise ConfigError(f"--storage {path} is a folder; give a .journal file path")
         # a lock is held for milliseconds; one older than 5 s belongs to a killed process
         lock = JournalFileSymlinkLock(str(path), grace_period=5)
         return JournalStorage(JournalFileBackend(str(path), lock_obj=lock)), str(path)
     if not url.startswith(("sqlite:", "postgresql", "mysql")):
         raise ConfigError(f"--storage {url!r}: give a .journal path, sqlite:///F or postgresql://")
-    try:
-        with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna 5
-            warnings.simplefilter("ignore")
-            storage = RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                                 heartbeat_stale_trial_callback=_retry())  # fmt: skip
-    except Exception as exc:
-        raise ConfigError(f"--storage {url}: cannot open ({type(exc).__name__}: {exc})") from None
-    return storage, url
-
-
-def _retry():
-    """Re-enqueue a dead trial's parameters (WAITING), at most MAX_RETRY times per point."""
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
-
-    with warnings.catch_warnings():  # experimental in Optuna 5
-        warnings.simplefilter("ignore")
-        return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+    for attempt in range(5):
+        try:
+            return RDBStorage(url), url
+        except Exception as exc:
+            # two processes creating the schema of a fresh database at once: one of them
+            # fails (PostgreSQL: "duplicate key ... pg_type"); the schema is there a moment later
+            racing = "duplicate key" in str(exc) or "already exists" in str(exc)
+            if attempt == 4 or not racing:
+                raise ConfigError(f"--storage {url}: cannot open ({type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0]})") from None  # fmt: skip
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _sampler(space: Space, seed: int):
+    """The space's sampler, for the shadow study of :class:`_Plan` (adaptive samplers)."""
     import optuna
 
     if space.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
-    if space.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if space.sampler == "grid":
-        return optuna.samplers.GridSampler({d.key: d.grid() for d in space.dims}, seed=seed)
     return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+
+
+def _seed(*key: int) -> int:
+    """A 32-bit seed for ``key`` (the study's seed, then a slot or batch index)."""
+    return int(np.random.SeedSequence([int(k) for k in key]).generate_state(1)[0])
 
 
 def _open(space: Space, storage, *, create: bool, seed: int):
     import optuna
 
-    # ERROR: a surplus trial is a FAIL that Study.optimize would log as a warning
+    # ERROR: a surplus trial is a FAIL that Study.tell would log as a warning
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    kw = {"study_name": space.name, "storage": storage, "sampler": _sampler(space, seed)}
+    # parameters come from the plan (enqueued); the study's own sampler only ever serves a
+    # surplus ask that samples nothing
+    kw = {"study_name": space.name, "storage": storage,
+          "sampler": optuna.samplers.RandomSampler(seed=seed)}  # fmt: skip
     if not create:
         return optuna.load_study(**kw)
     try:
@@ -170,22 +200,182 @@ def _open(space: Space, storage, *, create: bool, seed: int):
     return study
 
 
-# --------------------------------------------------------------------------- trials
+# --------------------------------------------------------------------------- the plan
 
 HEARTBEAT_S = 2  # a running trial renews its heartbeat this often (s; RDB wants an int)
 GRACE_S = 10  # ... and is dead after this long without one (s)
-POLL_S = 0.25  # how often a worker waiting on others' trials looks again
-MAX_RETRY = 3  # a point whose trial died is retried at most this often
+POLL_S = 0.1  # how often a worker waiting on others' trials looks again
+MAX_RETRY = 3  # a point whose trial died is retried at most this often, then given up
 BEAT = "heartbeat"  # the user attr a running trial renews
+SLOT = "slot"  # the user attr naming a trial's slot
+SURPLUS = "surplus"  # the user attr of a discarded trial
+WINDOW = 16  # slots kept waiting ahead of the workers
+TPE_BATCH = 8  # TPE slots asked together from one history
+GRID_SHUFFLE_MAX = 1 << 20  # grids up to this size are permuted; larger ones drawn per slot
 
 
-class _SurplusError(Exception):
-    """The trial ranks beyond the budget: another worker took the last slot."""
+class _Plan:
+    """The seeded sequence of points (see the module docstring): ``params(k, done)`` is slot
+    k's parameters, or None while the batches before k's have not all finished."""
+
+    def __init__(self, space: Space):
+        import optuna
+
+        self.space = space
+        self.adaptive = space.sampler in ("tpe", "nsga2")
+        self.batch = _batch_size(space)
+        self.shadow = optuna.create_study(directions=list(space.directions))
+        self.made: dict[int, list[dict]] = {}  # batch -> its slots' parameters
+        self.asked: dict[int, list] = {}  # batch -> its shadow trials (adaptive samplers)
+        self.told = 0  # batches whose results the shadow holds
+        self._grid = _Grid(space) if space.sampler == "grid" else None
+
+    def params(self, slot: int, done: dict) -> dict | None:
+        if self._grid is not None:
+            return self._grid.point(slot)
+        if not self.adaptive:
+            return self._random(slot)
+        j = slot // self.batch
+        while self.told < j:
+            first = self.told * self.batch
+            rows = [done.get(k, _MISSING) for k in range(first, first + self.batch)]
+            if any(r is _MISSING for r in rows):
+                return None
+            self._make(self.told)
+            self._tell(self.told, rows)
+            self.told += 1
+        self._make(j)
+        return self.made[j][slot - j * self.batch]
+
+    def _random(self, slot: int) -> dict:
+        import optuna
+
+        if slot not in self.made:
+            self.shadow.sampler = optuna.samplers.RandomSampler(seed=_seed(self.space.seed, slot))
+            trial = self.shadow.ask()
+            self.made[slot] = [{d.key: d.suggest(trial) for d in self.space.dims}]
+        return self.made[slot][0]
+
+    def _make(self, j: int) -> None:
+        if j in self.made:
+            return
+        self.shadow.sampler = _sampler(self.space, _seed(self.space.seed, j))
+        with warnings.catch_warnings():  # multivariate TPE is marked experimental
+            warnings.simplefilter("ignore")
+            trials = [self.shadow.ask() for _ in range(self.batch)]
+            self.made[j] = [{d.key: d.suggest(t) for d in self.space.dims} for t in trials]
+        self.asked[j] = trials
+
+    def _tell(self, j: int, rows: list) -> None:
+        """Batch j's results into the shadow, in slot order (None: given up)."""
+        from optuna.trial import TrialState
+
+        for trial, row in zip(self.asked.pop(j), rows, strict=True):
+            if row is None:
+                self.shadow.tell(trial, state=TrialState.FAIL)
+            elif row.state == TrialState.PRUNED:
+                self.shadow.tell(trial, state=TrialState.PRUNED)
+            else:
+                cons = row.user_attrs.get("constraints", [])
+                for c, v in zip(self.space.constraints, cons, strict=False):
+                    trial.set_constraint(str(c), v)
+                self.shadow.tell(trial, list(row.values))
+
+
+_MISSING = object()
+
+
+def _batch_size(space: Space) -> int:
+    if space.sampler == "nsga2":
+        import optuna
+
+        return int(optuna.samplers.NSGAIISampler().population_size or 50)
+    return TPE_BATCH if space.sampler == "tpe" else 1
+
+
+class _Grid:
+    """Slot k -> the k-th point of a seeded permutation of the grid (first dimension slowest),
+    starting over once every point was visited."""
+
+    def __init__(self, space: Space):
+        self.space = space
+        self.values = [d.grid() for d in space.dims]
+        self.size = math.prod(len(v) for v in self.values)
+        small = self.size <= GRID_SHUFFLE_MAX
+        self.order = np.random.default_rng(space.seed).permutation(self.size) if small else None
+
+    def point(self, slot: int) -> dict:
+        if self.order is not None:
+            index = int(self.order[slot % self.size])
+        else:
+            index = int(np.random.default_rng(_seed(self.space.seed, slot)).integers(self.size))
+        out = {}
+        for d, vals in zip(reversed(self.space.dims), reversed(self.values), strict=True):
+            index, i = divmod(index, len(vals))
+            v = vals[i]
+            out[d.key] = v.item() if hasattr(v, "item") else v
+        return {d.key: out[d.key] for d in self.space.dims}
+
+
+@dataclass
+class _Slots:
+    """The study's trials by slot: ``done`` maps a finished slot to its trial (None: given
+    up); ``live`` holds slots with a WAITING or RUNNING trial."""
+
+    done: dict[int, Any]
+    live: set[int]
+    waiting: int
+
+    def finished(self, n: int) -> bool:
+        return all(k in self.done for k in range(n))
+
+
+def _slots(trials) -> _Slots:
+    from optuna.trial import TrialState
+
+    done: dict[int, Any] = {}
+    live: set[int] = set()
+    deaths: dict[int, int] = {}
+    waiting = 0
+    for t in trials:
+        k = t.user_attrs.get(SLOT)
+        if k is None:
+            continue
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            done.setdefault(k, t)
+        elif t.state in (TrialState.WAITING, TrialState.RUNNING):
+            live.add(k)
+            waiting += t.state == TrialState.WAITING
+        elif not t.user_attrs.get(SURPLUS):
+            deaths[k] = deaths.get(k, 0) + 1
+    for k, n in deaths.items():
+        if n > MAX_RETRY and k not in done and k not in live:
+            done[k] = None
+    return _Slots(done, live, waiting)
+
+
+def _ensure(study, slots: _Slots, plan: _Plan, n_target: int) -> int:
+    """Enqueue the lowest slots that have no trial, until WINDOW wait; returns how many."""
+    added = 0
+    for k in range(n_target):
+        if slots.waiting + added >= WINDOW:
+            break
+        if k in slots.done or k in slots.live:
+            continue
+        params = plan.params(k, slots.done)
+        if params is None:  # an adaptive batch waits for the one before it
+            break
+        study.enqueue_trial(params, user_attrs={SLOT: k})
+        added += 1
+    return added
+
+
+# --------------------------------------------------------------------------- trials
 
 
 def _evaluate(space: Space, trial) -> list[float]:
-    """Sample and cost one point. Infeasible: ``TrialPruned`` with the reason in a user attr;
-    constraint values go to the samplers and keep the real objective values."""
+    """Cost one point (the enqueued slot's). Infeasible: ``TrialPruned`` with the reason in a
+    user attr; constraint values go to the samplers and keep the real objective values."""
     import optuna
 
     params = {d.key: d.suggest(trial) for d in space.dims}
@@ -217,12 +407,13 @@ def _known(point, space: Space) -> None:
         )
 
 
-def _rank(study, number: int) -> int:
-    """How many not-failed trials precede ``number`` (the storage numbers trials atomically)."""
+def _held(trial, slot: int) -> bool:
+    """Whether an earlier not-failed trial holds ``slot`` (the storage numbers atomically)."""
     from optuna.trial import TrialState
 
-    trials = study.get_trials(deepcopy=False)
-    return sum(1 for t in trials if t.number < number and t.state != TrialState.FAIL)
+    return any(t.number < trial.number and t.state != TrialState.FAIL
+               and t.user_attrs.get(SLOT) == slot
+               for t in trial.study.get_trials(deepcopy=False))  # fmt: skip
 
 
 @contextmanager
@@ -249,63 +440,22 @@ def _beating(trial):
         thread.join()
 
 
-@dataclass
-class _Objective:
-    """``Study.optimize``'s objective: claim a slot of the budget, then beat and evaluate."""
-
-    space: Space
-    n_target: int
-    seeded: bool = False
-
-    def __call__(self, trial) -> list[float]:
-        study = trial.study
-        if not self.seeded:  # distinct streams for concurrent workers; see the module docstring
-            study.sampler = _sampler(self.space, self.space.seed + trial.number)
-            self.seeded = True
-        if _rank(study, trial.number) >= self.n_target:
-            trial.set_user_attr("surplus", True)
-            study.stop()
-            raise _SurplusError(trial.number)
-        with _beating(trial):
-            return _evaluate(self.space, trial)
-
-
-class _Tally:
-    """Callback: counts the trials this process finished and ticks the progress bar."""
-
-    def __init__(self, on_done=None):
-        self.n, self.on_done = 0, on_done
-
-    def __call__(self, study, trial) -> None:
-        if trial.state.name in FINISHED:
-            self.n += 1
-            if self.on_done:
-                self.on_done()
-
-
 class _Watch:
-    """Fails (and retries) the trials of dead workers: a RUNNING trial that, for GRACE_S of this
-    process's own monotonic clock, neither finished nor renewed its ``heartbeat`` attr. Only
-    called while this process runs no trial, so every RUNNING trial it sees is another's."""
+    """Fails the trials of dead workers: a RUNNING trial that, for GRACE_S of this process's
+    own monotonic clock, neither finished nor renewed its ``heartbeat`` attr. Only called
+    while this process runs no trial, so every RUNNING trial it sees is another's."""
 
     def __init__(self, study, storage):
         import optuna
 
-        self.rdb = isinstance(storage, optuna.storages.RDBStorage)
         # telling a trial runs the sampler's after_trial: a plain RandomSampler has none
         self.study = optuna.load_study(study_name=study.study_name, storage=storage,
                                        sampler=optuna.samplers.RandomSampler())  # fmt: skip
         self.seen: dict[int, tuple[Any, float]] = {}  # number -> (last beat, when it changed)
-        self.retry = _retry()
 
     def __call__(self) -> None:
-        from optuna.storages import fail_stale_trials
         from optuna.trial import TrialState
 
-        if self.rdb:  # Optuna's own heartbeat first (what Study.optimize also does)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                fail_stale_trials(self.study)
         now, seen = time.monotonic(), {}
         for t in self.study.get_trials(deepcopy=True, states=(TrialState.RUNNING,)):
             mark = t.user_attrs.get(BEAT)
@@ -323,46 +473,94 @@ class _Watch:
             self.study.tell(trial.number, state=TrialState.FAIL)
         except (ValueError, UpdateFinishedTrialError):  # finished, or failed by another worker
             return
-        self.retry(self.study, trial)
 
 
-def _counts(study) -> tuple[int, int]:
-    """(finished, running) trials of the study."""
-    from optuna.trial import TrialState
-
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                      TrialState.RUNNING))  # fmt: skip
-    running = sum(1 for t in trials if t.state == TrialState.RUNNING)
-    return len(trials) - running, running
-
-
-def _loop(study, storage, space: Space, n_target: int, on_done=None) -> int:
-    """Run trials until the study has ``n_target`` finished ones; returns how many this process
-    finished. Waits while others' RUNNING trials hold the rest of the budget, until they finish
-    or the watch declares them dead (their parameters then come back as WAITING trials)."""
-    from optuna.study import MaxTrialsCallback
-    from optuna.trial import TrialState
-
-    watch, tally = _Watch(study, storage), _Tally(on_done)
-    objective = _Objective(space, n_target)
-    stop = MaxTrialsCallback(n_target, states=(TrialState.COMPLETE, TrialState.PRUNED))
+def _loop(study, storage, space: Space, n_target: int, url: str, on_done=None) -> int:
+    """Run slots until slots 0..n_target-1 are all finished; returns how many trials this
+    process finished. Waits while others' RUNNING trials (or an adaptive batch) hold the rest,
+    until they finish or the watch declares them dead (their slots are then enqueued again)."""
+    watch, plan, n = _Watch(study, storage), _Plan(space), 0
+    pop = _pop_lock(url)
     while True:
         watch()
-        finished, running = _counts(study)
-        if finished >= n_target:
-            return tally.n
-        if finished + running >= n_target:
+        slots = _slots(study.get_trials(deepcopy=False))
+        if slots.finished(n_target):
+            return n
+        waiting = slots.waiting + _ensure(study, slots, plan, n_target)
+        if not waiting:
             time.sleep(POLL_S)
             continue
-        study.optimize(objective, n_trials=n_target - finished - running,
-                       callbacks=[stop, tally], catch=(_SurplusError,))  # fmt: skip
+        for _ in range(waiting):
+            state = _run_one(study, space, pop)
+            n += state in FINISHED
+            if state in FINISHED and on_done:
+                on_done()
+            if state == "EMPTY":
+                break
 
 
-def _worker(space: Space, storage_url: str, out: str, n_target: int) -> int:
-    """One spawned worker process: reopen the storage and the study, run the shared budget."""
+def _run_one(study, space: Space, pop) -> str:
+    """Pop a waiting slot and run it (``Study.ask`` / ``Study.tell``); returns the final state
+    (EMPTY: the queue ran dry, another worker took the last slot). A trial whose slot an
+    earlier trial holds, or asked with none waiting, is failed as ``surplus``."""
+    import optuna
+    from optuna.trial import TrialState
+
+    with pop:
+        trial = study.ask()
+    slot = trial.user_attrs.get(SLOT)
+    if slot is None or _held(trial, slot):
+        trial.set_user_attr(SURPLUS, True)
+        study.tell(trial, state=TrialState.FAIL)
+        return "EMPTY" if slot is None else "FAIL"
+    try:
+        with _beating(trial):
+            values = _evaluate(space, trial)
+    except optuna.TrialPruned:
+        study.tell(trial, state=TrialState.PRUNED)
+        return "PRUNED"
+    except BaseException:
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        raise
+    return study.tell(trial, values).state.name  # FAIL if a value is NaN
+
+
+class _FileLock:
+    """An exclusive ``flock`` on a file (all processes on one SQLite file share a host)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        import fcntl
+
+        self.fh = open(self.path, "a")  # held until __exit__
+        fcntl.flock(self.fh, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        self.fh.close()  # releases the lock (and so does the death of the process)
+
+
+def _pop_lock(url: str):
+    """What makes popping a waiting trial atomic. PostgreSQL and MySQL lock the row (``SELECT
+    ... FOR UPDATE``) and the journal orders every write, but SQLite ignores ``FOR UPDATE``:
+    two processes can both pop one waiting trial (seen in the kill tests: one of them then
+    dies telling a trial the other finished), so pops on a SQLite file take a file lock."""
+    db = url.split("///", 1)[1] if url.startswith("sqlite:///") else ""
+    if not db or db == ":memory:":
+        return contextlib.nullcontext()
+    return _FileLock(Path(db).with_name(Path(db).name + ".pop-lock"))
+
+
+def _worker(space: Space, storage_url: str, out: str, n_target: int, beat: tuple) -> int:
+    """One spawned worker process: take the parent's heartbeat and grace (``beat``), reopen the
+    storage and the study, run the shared budget."""
+    global HEARTBEAT_S, GRACE_S
+    HEARTBEAT_S, GRACE_S = beat
     storage, _ = _storage(storage_url, Path(out))
     study = _open(space, storage, create=False, seed=space.seed)
-    return _loop(study, storage, space, n_target)
+    return _loop(study, storage, space, n_target, storage_url)
 
 
 # --------------------------------------------------------------------------- results
@@ -371,8 +569,8 @@ def _worker(space: Space, storage_url: str, out: str, n_target: int) -> int:
 def _row(t) -> dict:
     cons = t.user_attrs.get("constraints", [])
     return {
-        "number": t.number, "state": t.state.name, "params": dict(t.params),
-        "values": list(t.values) if t.values else None,
+        "number": t.number, "slot": t.user_attrs.get(SLOT), "state": t.state.name,
+        "params": dict(t.params), "values": list(t.values) if t.values else None,
         "metrics": t.user_attrs.get("metrics", {}),
         "feasible": t.state.name == "COMPLETE" and all(c <= 0 for c in cons),
         "constraints": cons, "reason": t.user_attrs.get("infeasible", ""),
@@ -381,18 +579,28 @@ def _row(t) -> dict:
 
 
 def study_result(study, space: Space, storage_url: str) -> SearchResult:
-    """Every trial's row, and the Pareto set from ``study.best_trials`` (feasible COMPLETE
-    trials, non-dominated) sorted by the first objective, best first."""
-    rows = [_row(t) for t in study.get_trials(deepcopy=False)]
+    """Every trial's row (in number order), and the Pareto set from ``study.best_trials``
+    (feasible COMPLETE trials, non-dominated) sorted by the first objective, best first, ties
+    by slot."""
+    trials = study.get_trials(deepcopy=False)
+    rows = [_row(t) for t in trials]
     by_number = {r["number"]: r for r in rows}
     front = [by_number[t.number] for t in study.best_trials]
-    front.sort(key=lambda r: r["values"][0], reverse=space.directions[0] == "maximize")
+    sign = -1.0 if space.directions[0] == "maximize" else 1.0
+    front.sort(key=lambda r: (sign * r["values"][0], slot_key(r)))
+    given_up = sum(1 for v in _slots(trials).done.values() if v is None)
     return SearchResult(
         study_name=space.name, storage=storage_url, objectives=space.objectives,
         directions=space.directions,
         n_trials_complete=sum(r["state"] in FINISHED for r in rows),
         n_trials_feasible=sum(r["feasible"] for r in rows), pareto=front, trials=rows,
+        n_trials_given_up=given_up,
     )  # fmt: skip
+
+
+def slot_key(row: dict) -> tuple[int, int]:
+    """Order rows by slot (rows of a study without slots by number)."""
+    return (row["slot"] if row["slot"] is not None else row["number"], row["number"])
 
 
 # --------------------------------------------------------------------------- front door
@@ -413,6 +621,8 @@ def apply_overrides(space: Space, **kw) -> Space:
     for key in ("study_name", "n_trials", "seed"):
         if kw.get(key) is not None:
             upd["name" if key == "study_name" else key] = kw[key]
+    if kw.get("study_name") is not None:
+        check_study_name(kw["study_name"], "--study-name")
     space = replace(space, **upd)
     return _with_quality(space)
 
@@ -451,10 +661,13 @@ def search(
 ) -> SearchResult:
     """Run (or resume) a study until it has ``n_trials`` finished trials; returns the Pareto set
     of feasible trials and every trial's record."""
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: give 1 or more worker processes")
     sp = space if isinstance(space, Space) else load_space(space)
     sp = apply_overrides(sp, objectives=objectives, constraints=constraints, base=base,
                 study_name=study_name, n_trials=n_trials, seed=seed)  # fmt: skip
     out_dir = Path(out) if out else Path("xpusim-search") / sp.name
+    check_out_dir(out_dir)
     st, url = _storage(storage, out_dir)
     study = _open(sp, st, create=True, seed=sp.seed)
     t0 = time.perf_counter()
@@ -465,18 +678,32 @@ def search(
     return res
 
 
+def check_out_dir(out: Path) -> None:
+    """``--out`` must be a folder this process can create and write (checked before any
+    trial runs)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder (it gets trials.csv, designs/)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".xpusim-probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write there ({exc.strerror}); give a writable "
+                          "folder") from None  # fmt: skip
+
+
 def _run(study, st, sp: Space, url: str, out_dir: Path, workers: int, progress: bool) -> int:
     """Trials this process (or its ``workers`` spawned processes) finished."""
-    if workers < 1:
-        raise ConfigError("--workers must be >= 1")
     with _Bar(study, sp.n_trials, progress) as bar:
         if workers == 1:
-            return _loop(study, st, sp, sp.n_trials, on_done=bar.tick)
+            return _loop(study, st, sp, sp.n_trials, url, on_done=bar.tick)
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
         with ctx.Pool(workers) as pool:
-            jobs = [pool.apply_async(_worker, (sp, url, str(out_dir), sp.n_trials))
+            args = (sp, url, str(out_dir), sp.n_trials, (HEARTBEAT_S, GRACE_S))
+            jobs = [pool.apply_async(_worker, args)
                     for _ in range(workers)]  # fmt: skip
             while not all(j.ready() for j in jobs):
                 bar.tick()

@@ -13,6 +13,7 @@ equals the search's evaluation of the same point, and ``predict`` of the same ch
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -35,7 +36,9 @@ from sim.evaluate import RunCost, cost_run
 from workloads.capacity import place_weights
 from workloads.presets import load_model
 
-__all__ = ["OUT_METRICS", "SweepResult", "sweep", "write"]
+__all__ = ["MAX_POINTS", "OUT_METRICS", "SweepResult", "check_out", "grid_size", "sweep", "write"]
+
+MAX_POINTS = 5_000_000  # a larger grid is refused before any work (--max-points overrides)
 
 OUT_METRICS = ("fits", "ttft_s", "tpot_s", "tokens_per_s_per_user", "tokens_per_s",
                "tokens_per_s_per_chip", "power_w", "tokens_per_s_per_w", "area_mm2", "tdp_w",
@@ -154,11 +157,36 @@ def _ref_design(space: Space) -> dict:
     return base
 
 
-def sweep(space: str | Path | Space) -> SweepResult:
-    """Every grid point of the space; columns: the dimensions, then :data:`OUT_METRICS`."""
+def _dim_size(d) -> int:
+    """How many values ``d.grid()`` has, without building it."""
+    if d.choices:
+        return len(d.choices)
+    if d.step:
+        return math.floor((d.high - d.low) / d.step + 1e-9) + 1
+    if d.num:
+        return int(d.num)
+    d.grid()  # raises the one-line error: a grid needs choices, step or num
+    return 0
+
+
+def grid_size(space: Space) -> int:
+    """Points of the space's grid (the product of every dimension's values)."""
+    return math.prod(_dim_size(d) for d in space.dims)
+
+
+def sweep(space: str | Path | Space, *, max_points: int | None = None) -> SweepResult:
+    """Every grid point of the space; columns: the dimensions, then :data:`OUT_METRICS`. A grid
+    of more than ``max_points`` (default :data:`MAX_POINTS`) is refused before any work."""
     sp = space if isinstance(space, Space) else load_space(space)
     if isinstance(sp.base.get("chip", {}), str):
         raise ConfigError("sweep needs [base.chip] as a design table (the vectorized model)")
+    limit = MAX_POINTS if max_points is None else max_points
+    if limit < 1:
+        raise ConfigError(f"--max-points {limit}: give a positive number of grid points")
+    n_grid = grid_size(sp)
+    if n_grid > limit:
+        raise ConfigError(f"sweep: the grid has {n_grid:,} points, over the {limit:,} limit; "
+                          f"narrow the space or pass --max-points {n_grid}")  # fmt: skip
     t0 = time.perf_counter()
     cols = _chip_grid(sp)
     n = len(next(iter(cols.values()))) if cols else 1
@@ -178,8 +206,33 @@ def sweep(space: str | Path | Space) -> SweepResult:
     return SweepResult(columns, time.perf_counter() - t0)
 
 
+def check_out(path: Path) -> None:
+    """The output's format and writability, before any work: a .csv or .parquet name (Parquet
+    needs pyarrow), not a folder, in a folder this process can create and write."""
+    if path.suffix not in (".csv", ".parquet"):
+        raise ConfigError(f"--out {path}: use a .csv or .parquet file name")
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow.parquet  # noqa: F401
+        except ImportError:
+            raise ConfigError("--out *.parquet needs pyarrow (pip install pyarrow); "
+                              "or write .csv") from None  # fmt: skip
+    if path.is_dir():
+        raise ConfigError(f"--out {path} is a folder; give a file name ending .csv or .parquet")
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--out {path}: cannot write it ({exc.strerror}); give a writable "
+                          "path") from None  # fmt: skip
+    if not existed:
+        path.unlink()
+
+
 def write(res: SweepResult, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_out(path)
     if path.suffix == ".parquet":
         try:
             import pyarrow as pa
@@ -190,8 +243,6 @@ def write(res: SweepResult, path: Path) -> None:
         pq.write_table(pa.table({k: v.tolist() if v.dtype == object else v
                                  for k, v in res.columns.items()}), path)  # fmt: skip
         return
-    if path.suffix != ".csv":
-        raise ConfigError(f"--out {path}: use a .csv or .parquet file name")
     names = list(res.columns)
     fmt = ",".join("%s" if res.columns[k].dtype == object else "%.6g" for k in names) + "\n"
     with open(path, "w") as fh:
@@ -201,8 +252,10 @@ def write(res: SweepResult, path: Path) -> None:
             fh.write((fmt * len(block)) % tuple(block.ravel()))
 
 
-def run_sweep(space_path: Path, out: Path, *, as_json: bool) -> int:
-    res = sweep(space_path)
+def run_sweep(space_path: Path, out: Path, *, as_json: bool, max_points: int | None = None) -> int:
+    space = load_space(space_path)  # the input first, then the output, then the work
+    check_out(out)
+    res = sweep(space, max_points=max_points)
     t0 = time.perf_counter()
     write(res, out)
     write_s = time.perf_counter() - t0

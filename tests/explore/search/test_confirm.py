@@ -19,4 +19,4 @@ def test_confirm_serves_the_pareto_design_at_its_analytic_speed(tmp_path, capsys
     assert code == 0
     (row,) = json.loads(capsys.readouterr().out)["confirmed"]
     assert row["served_tpot_p50_s"] == pytest.approx(row["analytic_tpot_s"], rel=0.05)
-    assert (tmp_path / "confirm" / f"t{row['number']}.toml").exists()
+    assert (tmp_path / "confirm" / f"s{row['slot']}.toml").exists()
