@@ -4,6 +4,7 @@ from, so the preset contract (every number sourced) holds for them too."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ def _scalar(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return json.dumps(v)  # a JSON string is a valid TOML basic string (\n, \u0000 escaped)
     return repr(float(v)) if isinstance(v, float) else str(v)
 
 

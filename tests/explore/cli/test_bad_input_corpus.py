@@ -376,7 +376,7 @@ def _serve_flags(add) -> None:
              files={"f.txt": "x"}))  # fmt: skip
     add(Case("serve--plot=readonly", f"{SERVE} --plot {{d}}/ro/plots", "--plot",
              dirs=("ro",), readonly=("ro",)))  # fmt: skip
-    add(Case("serve--rate-search-no-slo", f"{SERVE} --rate-search", "--slo"))
+    add(Case("serve--rate-search-no-slo", f"{SERVE} --rate-search", "slo"))
 
 
 def _trace_csv(add) -> None:
@@ -597,7 +597,6 @@ def _tco_toml(add) -> None:
 
 def _search_sweep(add) -> None:
     """Search / sweep."""
-    own = "owned by the search hardening"
     SW = "sweep {d}/sp.toml --out {d}/o.csv"
     SE = "search {d}/sp.toml --n-trials 1 --out {d}/out"
     for name, old, new, names in [
@@ -631,15 +630,12 @@ def _search_sweep(add) -> None:
         add(Case(f"{k}-binary", cmd, "sp.toml", files={"sp.toml": BINARY}))
     for v in ("0", "-1", "x"):
         add(Case(f"search--n-trials={v}", SE.replace("--n-trials 1", f"--n-trials {v}"),
-                 "--n-trials", files={"sp.toml": SPACE},
-                 xfail=own if v != "x" else None))  # fmt: skip
+                 "--n-trials", files={"sp.toml": SPACE}))  # fmt: skip
     for v in ("0", "-2"):
         add(Case(f"search--workers={v}", f"{SE} --workers {v}", "--workers",
                  files={"sp.toml": SPACE}))  # fmt: skip
-    add(Case("search--confirm=-1", f"{SE} --confirm -1", "--confirm", files={"sp.toml": SPACE},
-             xfail=own))  # fmt: skip
-    add(Case("search--seed=-1", f"{SE} --seed -1", "--seed", files={"sp.toml": SPACE},
-             xfail=own))  # fmt: skip
+    add(Case("search--confirm=-1", f"{SE} --confirm -1", "--confirm", files={"sp.toml": SPACE}))
+    add(Case("search--seed=-1", f"{SE} --seed -1", "--seed", files={"sp.toml": SPACE}))
     add(Case("sweep--out=parent-is-file", "sweep {d}/sp.toml --out {d}/f.txt/o.csv", "--out",
              files={"sp.toml": SPACE, "f.txt": "x"}))  # fmt: skip
     add(Case("sweep--out=bad-suffix", "sweep {d}/sp.toml --out {d}/o.xlsx", "--out",
