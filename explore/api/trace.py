@@ -4,10 +4,9 @@ prediction, replayed op by op by the SimPy step simulation, as a Chrome/Perfetto
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from arch.base import ConfigError
+from arch.base import ConfigError, strict_json
 from sim.evaluate import Result
 from sim.step_sim import time_step, to_chrome_trace
 
@@ -35,5 +34,5 @@ def step_simulations(result: Result, *, overlap: bool = True) -> dict:
 def write_step_trace(result: Result, path: Path, *, overlap: bool = True) -> dict:
     steps = step_simulations(result, overlap=overlap)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_chrome_trace(steps)))
+    path.write_text(strict_json(to_chrome_trace(steps), indent=None))  # null, never NaN
     return steps
