@@ -21,7 +21,14 @@ from dataclasses import dataclass, field, replace
 
 from arch.base import ConfigError
 from kernels.pack import pack_design
-from sim.evaluate import Result, Workload, cost_run, evaluate, resident_batch
+from sim.evaluate import (
+    Result,
+    Workload,
+    cost_run,
+    evaluate,
+    largest_true,
+    resident_batch,
+)
 
 __all__ = ["STREAM_GAIN", "BatchChoice", "batch_choice", "evaluate_max", "max_batch"]
 
@@ -97,17 +104,6 @@ def _pick(scored: dict[int, float], resident: int) -> int:
     return best
 
 
-def _largest(ok, hi: int) -> int:
-    """Largest b in [1, hi] with ok(b) true, ok monotone (true then false); 0 if ok(1) fails."""
-    if not ok(1):
-        return 0
-    lo = 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if ok(mid) else (lo, mid - 1)
-    return lo
-
-
 def _tokens_per_s(w: Workload, batch: int) -> float:
     plan = w.plan(batch)
     if not plan.fits:
@@ -130,7 +126,7 @@ def batch_choice(w: Workload, *, tpot_slo_s: float | None = None) -> BatchChoice
     if tpot_slo_s is not None and not (math.isfinite(tpot_slo_s) and tpot_slo_s > 0):
         raise ConfigError(f"--tpot-slo-ms {tpot_slo_s * 1e3:g}: give a positive number of ms")
     cap = w.engine.max_batch or _CAP  # the engine's limit on sequences in flight
-    fits = _largest(lambda b: w.plan(b).fits, cap)
+    fits = largest_true(lambda b: w.plan(b).fits, cap)
     if fits == 0:
         plan = w.plan(1)
         hint = f"; at least {plan.min_chips} chips needed" if plan.min_chips else ""
@@ -138,7 +134,7 @@ def batch_choice(w: Workload, *, tpot_slo_s: float | None = None) -> BatchChoice
     hi, limit = fits, "engine cap" if fits == cap else "memory"
     if tpot_slo_s is not None:
         ctx = w.decode_contexts[1]
-        best = _largest(lambda b: w.decode(b, ctx, w.plan(b)).total_s <= tpot_slo_s, fits)
+        best = largest_true(lambda b: w.decode(b, ctx, w.plan(b)).total_s <= tpot_slo_s, fits)
         if best == 0:
             t = w.decode(1, ctx, w.plan(1)).total_s
             raise ConfigError(

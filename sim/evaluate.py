@@ -73,6 +73,7 @@ __all__ = [
     "average_power_w",
     "cost_run",
     "evaluate",
+    "largest_true",
     "power_floor_w",
     "resident_batch",
     "resolve_workload",
@@ -494,15 +495,9 @@ def _notes(w: Workload, plan: MemoryPlan, plan_batch: int, regime: dict) -> list
 # --------------------------------------------------------------------------- weight regimes
 
 
-def resident_batch(w: Workload, hi: int) -> int:
-    """The largest batch in [1, ``hi``] that fits with no weight streaming from a capacity tier
-    (0 if none does). The KV cache grows with the batch and pushes weights down the levels, so
-    the test is true up to one batch and false after it (bisection)."""
-
-    def ok(b: int) -> bool:
-        plan = w.plan(b)
-        return plan.fits and plan.weight_split[2] == 0
-
+def largest_true(ok, hi: int) -> int:
+    """Largest b in [1, ``hi``] with ok(b) true, ok monotone (true then false); 0 if ok(1) fails
+    or ``hi`` < 1 (bisection)."""
     if hi < 1 or not ok(1):
         return 0
     lo = 1
@@ -510,6 +505,18 @@ def resident_batch(w: Workload, hi: int) -> int:
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if ok(mid) else (lo, mid - 1)
     return lo
+
+
+def resident_batch(w: Workload, hi: int) -> int:
+    """The largest batch in [1, ``hi``] that fits with no weight streaming from a capacity tier
+    (0 if none does). The KV cache grows with the batch and pushes weights down the levels, so
+    the test is true up to one batch and false after it."""
+
+    def ok(b: int) -> bool:
+        plan = w.plan(b)
+        return plan.fits and plan.weight_split[2] == 0
+
+    return largest_true(ok, hi)
 
 
 def _tokens_per_s(w: Workload, batch: int, plan: MemoryPlan) -> float:
