@@ -12,7 +12,22 @@ from pathlib import Path
 from arch.base import ConfigError
 from arch.engine import engine_names
 
-__all__ = ["add_target", "check_output", "degree", "degrees", "number", "pick", "system_of"]
+__all__ = [
+    "add_set",
+    "add_target",
+    "check_output",
+    "degree",
+    "degrees",
+    "edited_system",
+    "number",
+    "pick",
+    "print_overrides",
+    "system_of",
+]
+
+SET_HELP = ("edit a chip field by its path in the preset file, units as in presets; "
+            "repeatable, e.g. --set \"memory.hbm.bandwidth_bytes_per_s=6.7 TB/s\" "
+            "(memory levels by kind or name: memory.hbm, memory.HBM3)")
 
 
 def number(kind: type = float, *, gt: float | None = None, ge: float | None = None,
@@ -127,3 +142,39 @@ def system_of(args, sc) -> str:
         msg = str(exc).removeprefix(f"--system {spec!r}: ")
         raise ConfigError(f"{where}: {msg}") from None
     return spec
+
+
+def add_set(p, *, target: str = "") -> None:
+    """The repeatable ``--set PATH=VALUE`` flag (:mod:`arch.overrides`)."""
+    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                   help=SET_HELP + (f"; {target}" if target else ""))  # fmt: skip
+
+
+def edited_system(spec: str, sets: list[str]):
+    """``spec`` (``CHIP:N``) with the ``--set`` edits: (System, overrides), or (spec, ()) when
+    there are none. An edit ``CHIP:PATH=VALUE`` must name the system's chip."""
+    if not sets:
+        return spec, ()
+    from arch.overrides import edit_system, parse_edit
+    from arch.presets import parse_system
+
+    system = parse_system(spec)
+    edits = [parse_edit(s) for s in sets]
+    for e in edits:
+        if e.target is not None and e.target != system.chip.name:
+            raise ConfigError(f"--set {e.text!r}: {e.target!r} is not this run's chip "
+                              f"({system.chip.name}); drop '{e.target}:' or name "
+                              f"{system.chip.name}")  # fmt: skip
+    return edit_system(system, edits)
+
+
+def print_overrides(overrides, notes=None) -> None:
+    """One line per edit: the new value, the preset's, and why it changes nothing if it
+    does not."""
+    from arch.overrides import format_value
+
+    notes = notes or [None] * len(overrides)
+    for o, n in zip(overrides, notes, strict=True):
+        was = format_value(o.was, o.path) if o.was is not None else "not in the preset"
+        tail = f"  [{n}]" if n else ""
+        print(f"what-if: {o.path} = {format_value(o.value, o.path)} (preset: {was}){tail}")

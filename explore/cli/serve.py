@@ -12,7 +12,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from arch.base import ConfigError, strict_json
-from explore.cli.common import add_target, check_output, degrees, number, pick, system_of
+from explore.cli.common import (
+    add_set,
+    add_target,
+    check_output,
+    degrees,
+    edited_system,
+    number,
+    pick,
+    print_overrides,
+    system_of,
+)
 
 if TYPE_CHECKING:
     from explore.api.serve import ServeRequest
@@ -40,7 +50,8 @@ def add_parser(sub) -> None:
                    help="gamma arrivals: coefficient of variation of gaps")  # fmt: skip
     p.add_argument("--users", type=number(int, ge=1, le=MAX_REQUESTS),
                    help="closed-loop concurrency")  # fmt: skip
-    p.add_argument("--trace-file", help="trace replay CSV: arrival_s,input_len,output_len")
+    p.add_argument("--trace-file", metavar="CSV",
+                   help="input: trace to replay, CSV arrival_s,input_len,output_len")  # fmt: skip
     p.add_argument("--router", choices=["round_robin", "least_outstanding"])
     p.add_argument("--preemption", choices=["recompute", "swap"])
     p.add_argument("--prefix-hit-rate", type=number(ge=0, lt=1),
@@ -48,22 +59,27 @@ def add_parser(sub) -> None:
     p.add_argument("--pd-ratio", help="disaggregated: prefill:decode replicas, e.g. 1:3")
     p.add_argument("--seed", type=number(int, ge=0, le=2**32 - 1), help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--plot", type=Path, metavar="DIR", help="write PNG charts here")
+    p.add_argument("--out", "--plot", dest="plot", type=Path, metavar="DIR",
+                   help="write PNG charts here (--plot: the same)")  # fmt: skip
     p.add_argument("--scenario", type=Path, help="TOML scenario; flags override it")
     p.add_argument("--rate-search", action="store_true", help="highest rate meeting the SLO")
-    p.add_argument("--slo-ttft-ms", type=number(gt=0), help="p99 TTFT limit")
-    p.add_argument("--slo-tpot-ms", type=number(gt=0), help="p99 TPOT limit")
+    p.add_argument("--ttft-slo-ms", "--slo-ttft-ms", dest="slo_ttft_ms", type=number(gt=0),
+                   help="p99 TTFT limit, ms")  # fmt: skip
+    p.add_argument("--tpot-slo-ms", "--slo-tpot-ms", dest="slo_tpot_ms", type=number(gt=0),
+                   help="p99 TPOT limit, ms")  # fmt: skip
+    add_set(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from explore.api.serve import resolve_mapping
 
-    check_output(args.plot, "--plot", folder=True)
+    check_output(args.plot, "--out/--plot", folder=True)
     slo_tpot_s = args.slo_tpot_ms / 1e3 if args.slo_tpot_ms else None
     notes: list[str] = []
     req, mapping = resolve_mapping(_serve_request(args, notes), slo_tpot_s=slo_tpot_s)
     return run_serve(
         req,
+        overrides=_what_if(req, args.edited),
         mapping=mapping,
         as_json=args.json,
         plot_dir=args.plot,
@@ -116,8 +132,9 @@ def _serve_request(args: argparse.Namespace, notes: list[str]):
             lora = LoRA(sv.lora.adapters, sv.lora.rank)
     except ValueError as exc:
         raise ConfigError(f"{args.scenario}: serving: {exc}") from None
+    args.edited = edited_system(system_of(args, sc), args.set)  # (System, overrides)
     return ServeRequest(
-        system=system_of(args, sc),
+        system=args.edited[0],
         model=model,
         quant=pick(args.quant, sc.quant, default="bf16"),
         engine=args.engine or sc.engine,
@@ -220,12 +237,12 @@ def _scheduler(name: str, args: argparse.Namespace) -> str:
 
 def run_serve(req: ServeRequest, *, as_json: bool, plot_dir, slo_ttft_ms, slo_tpot_ms,
               search: bool, mapping: dict | None = None,
-              notes: list[str] | None = None) -> int:  # fmt: skip
+              notes: list[str] | None = None, overrides=()) -> int:  # fmt: skip
     slo_t = slo_ttft_ms / 1e3 if slo_ttft_ms else None
     slo_p = slo_tpot_ms / 1e3 if slo_tpot_ms else None
     if search:
         if slo_t is None or slo_p is None:
-            raise ConfigError("--rate-search needs --slo-ttft-ms and --slo-tpot-ms")
+            raise ConfigError("--rate-search needs --ttft-slo-ms and --tpot-slo-ms")
         from explore.api.serve import rate_search
 
         rate, summary = rate_search(req, slo_t, slo_p)
@@ -241,6 +258,9 @@ def run_serve(req: ServeRequest, *, as_json: bool, plot_dir, slo_ttft_ms, slo_tp
         summary["mapping"] = mapping
     if notes:
         summary["notes"] = [*summary.get("notes", []), *notes]
+    if overrides:
+        summary["overrides"] = overrides[0]
+        summary.get("config", {})["system"] = req.system.name  # the edited System object
     if plot_dir and trace is not None:
         from explore.report.plots import serving_plots
 
@@ -250,10 +270,28 @@ def run_serve(req: ServeRequest, *, as_json: bool, plot_dir, slo_ttft_ms, slo_tp
     else:
         from explore.report.tables import print_serving
 
+        if overrides:
+            print_overrides(*overrides[1:])
         print_serving(summary)
         for note in notes or ():
             print(f"note: {note}")
     return 0
+
+
+def _what_if(req: ServeRequest, edited) -> tuple:
+    """(JSON list, overrides, notes) of the --set edits, the notes only where the reason is
+    known without a second simulation (:func:`arch.overrides.static_no_effect`); () if none."""
+    system, overrides = edited
+    if not overrides:
+        return ()
+    from arch.overrides import static_no_effect
+    from explore.api.compare import overrides_dict
+
+    per_replica = system.count // max(1, int(req.dp or 1))
+    notes = [static_no_effect(system, o, command="serve", chips_per_replica=per_replica)
+             for o in overrides]  # fmt: skip
+    notes = [f"no effect: {n}" if n else None for n in notes]
+    return overrides_dict(overrides, notes), overrides, notes
 
 
 class _Progress:
