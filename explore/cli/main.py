@@ -13,7 +13,7 @@ import sys
 import traceback
 
 from arch.base import ConfigError, one_line
-from explore.cli import predict, presets, search, serve, tco, validate
+from explore.cli import compare, curve, predict, presets, search, serve, tco, validate
 
 __all__ = ["main"]
 
@@ -27,6 +27,8 @@ COMMANDS = {
     "show": presets.run_show,
     "validate": validate.run_validate,
     "tco": tco.run,
+    "compare": compare.run,
+    "curve": curve.run,
     "physical": validate.run_physical,
     "calibrate": validate.run_calibrate,
 }
@@ -44,10 +46,17 @@ def parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="xpusim", description="LLM inference hardware simulator")
     ap.add_argument("--debug", action="store_true",
                     help="on an internal error, print the traceback")  # fmt: skip
+    ap.add_argument("--version", action="version", version=f"xpusim {_version()}")
     sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in (predict, serve, search, presets, validate, tco):
+    for module in (predict, serve, search, presets, validate, tco, compare, curve):
         module.add_parser(sub)
     return ap
+
+
+def _version() -> str:
+    from sim.evaluate import VERSION
+
+    return VERSION
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,17 @@ import argparse
 from pathlib import Path
 
 from arch.base import ConfigError, strict_json
-from explore.cli.common import add_target, check_output, degrees, number, pick, system_of
+from explore.cli.common import (
+    add_set,
+    add_target,
+    check_output,
+    degrees,
+    edited_system,
+    number,
+    pick,
+    print_overrides,
+    system_of,
+)
 from sim.mapping import OBJECTIVES
 
 __all__ = ["add_parser", "run"]
@@ -16,8 +26,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="latency, throughput, memory and energy of a static batch")
     add_target(p)
     p.add_argument("--batch", help="sequences per replica, or 'max'")
-    p.add_argument("--tpot-slo-ms", type=number(gt=0),
+    p.add_argument("--tpot-slo-ms", "--slo-tpot-ms", dest="tpot_slo_ms", type=number(gt=0),
                    help="with --batch max: the best batch meeting it")  # fmt: skip
+    add_set(p)
     p.add_argument(
         "--objective",
         choices=list(OBJECTIVES),
@@ -31,15 +42,23 @@ def add_parser(sub) -> None:
                    help="Zipf exponent of MoE routing (0 uniform)")  # fmt: skip
     p.add_argument("--scenario", type=Path, help="TOML scenario; flags override it")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--trace", type=Path, help="write a Perfetto/Chrome trace of the steps")
+    p.add_argument("--trace", type=Path, metavar="FILE",
+                   help="output: write a Perfetto/Chrome trace of the steps to FILE")  # fmt: skip
     p.add_argument("--no-overlap", action="store_true", help="--trace: serialize every op")
+    p.add_argument("--ops", action="store_true", help="also the per-op table of prefill and "
+                   "decode: time, share, bound, bytes, FLOPs (in --json: ops)")  # fmt: skip
+    p.add_argument("--plot", type=Path, metavar="DIR", help="output: a roofline of the ops and "
+                   "the time breakdown per phase, as PNGs in DIR")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     from explore.report.tables import print_predict
 
     check_output(args.trace, "--trace")
+    check_output(args.plot, "--plot", folder=True)
     result = _predict(args)
+    system, overrides = args.edited
+    effects = _effects(args, system, overrides, result)
     sims = {}
     if args.trace:
         from explore.api.trace import write_step_trace
@@ -49,14 +68,20 @@ def run(args: argparse.Namespace) -> int:
         from explore.api.predict import result_dict
 
         out = result_dict(result)
+        if overrides:
+            from explore.api.compare import overrides_dict
+
+            out["overrides"] = overrides_dict(overrides, effects)
         if sims:
             out["step_simulation"] = {
                 k: {"total_s": v.total_s, "busy_s": v.busy_s, "exposed_s": v.exposed_s}
                 for k, v in sims.items()
             }
-        print(strict_json(out))
+        print(strict_json({**out, **_op_view(args, result)}))
     else:
+        print_overrides(overrides, effects)
         print_predict(result)
+        _op_view(args, result, text=True)
         for k, v in sims.items():
             print(f"step simulation ({k}): {v.total_s * 1e3:.3f} ms -> {args.trace}")
     return 0
@@ -70,7 +95,9 @@ def _predict(args: argparse.Namespace):
     par = sc.parallelism
 
     model = pick(args.model, sc.model, name="model")
-    system = system_of(args, sc)
+    # the system with the --set edits (System, overrides), kept for run()
+    args.edited = edited_system(system_of(args, sc), args.set)
+    system = args.edited[0]
     batch = pick(args.batch, sc.batch, name="batch")
     if isinstance(batch, str) and batch != "max":
         if not batch.strip().isdigit() or int(batch) < 1:
@@ -95,6 +122,22 @@ def _predict(args: argparse.Namespace):
     )
 
 
+def _effects(args: argparse.Namespace, system, overrides, result) -> tuple:
+    """Per --set edit, "no effect: why" where it changes nothing (the run repeated unedited
+    tells when the reason is not known in advance), else None."""
+    if not overrides:
+        return ()
+    from explore.api.compare import effect_notes
+
+    base = None
+    if result.fits:
+        try:
+            base = _predict(argparse.Namespace(**{**vars(args), "set": []}))
+        except ConfigError:  # the unedited chip cannot run it (it does not fit)
+            base = None
+    return effect_notes(system, overrides, result, base)
+
+
 def _lengths(args: argparse.Namespace, sc, batch, predict):
     """(input, output, front door): integer lengths cost a static batch (``predict``); a length
     distribution (any spelling ``serve`` takes) needs ``--batch max`` and is simulated to a
@@ -117,3 +160,24 @@ def _lengths(args: argparse.Namespace, sc, batch, predict):
         raise ConfigError(f"{flag} {value}: --trace writes one static batch's steps; give "
                           f"integer lengths or drop --trace")
     return inp, out, steady_state
+
+
+def _op_view(args: argparse.Namespace, result, *, text: bool = False) -> dict:
+    """``--ops`` (the per-op table; in JSON ``ops``) and ``--plot DIR`` (roofline and time
+    breakdown PNGs; in JSON ``plots``)."""
+    from explore.report.ops import ops_of
+    from explore.report.plots import predict_plots
+    from explore.report.tables import print_ops
+
+    out: dict = {}
+    if args.ops:
+        if text:
+            print_ops(result)
+        out["ops"] = ops_of(result)
+    if args.plot:
+        out["plots"] = [str(p) for p in predict_plots(result, args.plot)]
+        for p in out["plots"] if text else ():
+            print(f"plot: {p}")
+        if text and not out["plots"]:
+            print(f"--plot {args.plot}: nothing drawn (the design does not fit)")
+    return out
