@@ -3,7 +3,9 @@
 TTFT: arrival to first output token. TPOT: (e2e - TTFT) / (output tokens - 1), over requests with
 at least two output tokens. Queueing delay: arrival to first scheduled. Throughput counts output
 tokens over the simulated span (first arrival to last completion). Goodput: completed requests per
-second whose TTFT <= the TTFT SLO and TPOT <= the TPOT SLO. Little's law is checked from the
+second whose TTFT <= the TTFT SLO and TPOT <= the TPOT SLO, reported only against a stated SLO
+(with none it would just be the request rate: it is null, ``goodput_note`` says why, and
+``goodput_slo`` names the limits it was counted against). Little's law is checked from the
 time-integrated number of requests in the system, kept by the simulator independently of the
 per-request times.
 """
@@ -14,7 +16,10 @@ import numpy as np
 
 from sim.serving import ServingTrace
 
-__all__ = ["distribution", "littles_law", "request_arrays", "summarize"]
+__all__ = ["GOODPUT_NEEDS_SLO", "distribution", "littles_law", "request_arrays", "summarize"]
+
+GOODPUT_NEEDS_SLO = ("goodput is counted against an SLO and none was given: pass --ttft-slo-ms "
+                     "and/or --tpot-slo-ms")  # fmt: skip
 
 
 def distribution(x: np.ndarray) -> dict[str, float | None]:
@@ -65,6 +70,7 @@ def summarize(
     span = float(a["finish"].max() - a["arrival"].min()) or trace.simulated_s
     tokens = float(a["out"].sum())
     good = np.ones(len(trace.requests), dtype=bool)
+    stated = slo_ttft_s is not None or slo_tpot_s is not None
     if slo_ttft_s is not None:
         good &= a["ttft"] <= slo_ttft_s
     if slo_tpot_s is not None:
@@ -79,7 +85,9 @@ def summarize(
         "output_tokens_per_s": tokens / span,
         "output_tokens_per_s_per_chip": tokens / span / trace.chips,
         "requests_per_s": len(trace.requests) / span,
-        "goodput_requests_per_s": float(good.sum()) / span,
+        "goodput_requests_per_s": float(good.sum()) / span if stated else None,
+        "goodput_slo": {"ttft_s": slo_ttft_s, "tpot_s": slo_tpot_s} if stated else None,
+        "goodput_note": None if stated else GOODPUT_NEEDS_SLO,
         "kv_utilization_mean": float((kv * dt).sum() / dt.sum()) if dt.sum() > 0 else 0.0,
         "preemptions": int(trace.preemptions),
         "energy_j_per_token": trace.energy_j / tokens if tokens else None,

@@ -27,7 +27,15 @@ from sim.traffic import Arrivals, ClosedLoop, LengthDist, Poisson, TraceReplay
 from workloads.capacity import kv_bytes_per_chip
 from workloads.presets import load_model
 
-__all__ = ["ServeRequest", "build", "rate_search", "resolve_mapping", "serve", "serve_interval"]
+__all__ = [
+    "ServeRequest",
+    "build",
+    "rate_search",
+    "rate_search_runs",
+    "resolve_mapping",
+    "serve",
+    "serve_interval",
+]
 
 SWAP_BW = 64e9  # host link per chip for swap preemption: PCIe 5.0 x16 (assumption)
 
@@ -158,9 +166,11 @@ def build(req: ServeRequest, progress=None) -> tuple[ServingConfig, AnalyticStep
 
 def serve(req: ServeRequest, *, slo_ttft_s=None, slo_tpot_s=None, progress=None):
     """Simulate; returns (summary dict with the contract keys, trace). Omitted parallel degrees
-    are chosen first (:func:`resolve_mapping`; the summary then has ``mapping``)."""
+    are chosen first (:func:`resolve_mapping`; the summary then has ``mapping``).
+    ``progress(n)``, if given, is called as requests complete (n more done; they sum to the
+    requests simulated)."""
     req, mapping = resolve_mapping(req, slo_tpot_s=slo_tpot_s)
-    cfg, sm = build(req, progress)
+    cfg, sm = build(req, _counted(progress))
     t0 = time.perf_counter()
     try:
         trace = simulate_serving(cfg, sm.step)
@@ -173,6 +183,19 @@ def serve(req: ServeRequest, *, slo_ttft_s=None, slo_tpot_s=None, progress=None)
     if mapping is not None:
         out["mapping"] = mapping
     return out, trace
+
+
+def _counted(advance):
+    """The serving simulation reports the count done so far; ``advance`` takes increments."""
+    if advance is None:
+        return None
+    last = [0]
+
+    def done(count: int) -> None:
+        advance(count - last[0])
+        last[0] = count
+
+    return done
 
 
 # simulated distributions that get a band at each statistic, and single numbers that get one
@@ -220,33 +243,55 @@ def _meets(summary: dict, slo_ttft_s: float, slo_tpot_s: float) -> bool:
 
 
 def rate_search(
-    req: ServeRequest, slo_ttft_s: float, slo_tpot_s: float, *, rel_tol: float = 0.02
+    req: ServeRequest, slo_ttft_s: float, slo_tpot_s: float, *, rel_tol: float = 0.02,
+    progress=None,
 ) -> tuple[float, dict]:
     """Highest Poisson rate whose p99 TTFT and p99 TPOT meet the SLO (MLPerf Server style).
 
     Brackets by doubling from a capacity estimate, then bisects to ``rel_tol``. Returns
-    (rate, summary at that rate); rate 0 when even a trickle misses the SLO."""
+    (rate, summary at that rate); rate 0 when even a trickle misses the SLO. ``progress(n)``,
+    if given, is called after each simulation (the calls sum to :func:`rate_search_runs`)."""
     req, mapping = resolve_mapping(req, slo_tpot_s=slo_tpot_s)
-    rate, best = _rate_search(req, slo_ttft_s, slo_tpot_s, rel_tol)
+    step = progress or (lambda n=1: None)
+    rate, best, runs = _rate_search(req, slo_ttft_s, slo_tpot_s, rel_tol, step)
+    step(max(0, rate_search_runs(rel_tol) - runs))  # a trickle that misses stops early
     return rate, best if mapping is None else {**best, "mapping": mapping}
 
 
+RANGE = 64.0  # the bisection starts between capacity x 1.2 / RANGE and capacity x 1.2
+
+
+def rate_search_runs(rel_tol: float = 0.02) -> int:
+    """Simulations a rate search runs (the probe, the floor, then the bisection): the bracket
+    shrinks the same way whichever side each midpoint falls, so the count is known up front
+    (within one step: the stopping test is relative to the upper end)."""
+    lo, hi, n = 1.0 / RANGE, 1.0, 2
+    while hi - lo > rel_tol * hi:
+        mid = math.sqrt(lo * hi) if hi / lo > 4 else (lo + hi) / 2
+        lo, n = mid, n + 1
+    return n
+
+
 def _rate_search(
-    req: ServeRequest, slo_ttft_s: float, slo_tpot_s: float, rel_tol: float
-) -> tuple[float, dict]:
+    req: ServeRequest, slo_ttft_s: float, slo_tpot_s: float, rel_tol: float, step
+) -> tuple[float, dict, int]:
     probe, _ = serve(replace(req, arrivals=ClosedLoop(req.max_batch * req.dp), requests=
                              max(200, req.max_batch * req.dp * 2)))  # fmt: skip
+    step(1)
     hi = probe["requests_per_s"] * 1.2
+    runs = [1]
 
     def run(rate):
         s, _ = serve(replace(req, arrivals=Poisson(rate)), slo_ttft_s=slo_ttft_s,
                      slo_tpot_s=slo_tpot_s)  # fmt: skip
+        step(1)
+        runs[0] += 1
         return s
 
-    lo = hi / 64
+    lo = hi / RANGE
     best = run(lo)
     if not _meets(best, slo_ttft_s, slo_tpot_s):
-        return 0.0, best
+        return 0.0, best, runs[0]
     while hi - lo > rel_tol * hi:
         mid = math.sqrt(lo * hi) if hi / lo > 4 else (lo + hi) / 2
         s = run(mid)
@@ -254,4 +299,4 @@ def _rate_search(
             lo, best = mid, s
         else:
             hi = mid
-    return lo, best
+    return lo, best, runs[0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from arch.base import strict_json
@@ -50,7 +49,8 @@ def _check_counts(args: argparse.Namespace) -> None:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from explore.search.output import confirm, print_pareto, write_outputs
+    from explore.report.progress import progress
+    from explore.search.output import confirm, confirm_lines, print_pareto, write_outputs
     from explore.search.space import check_study_name, load_space
     from explore.search.study import search
 
@@ -59,20 +59,22 @@ def run_search(args: argparse.Namespace) -> int:
         check_study_name(args.study_name, "--study-name")
     space = load_space(args.space)
     out = args.out or Path("xpusim-search") / (args.study_name or space.name)
-    res = search(space, storage=args.storage, study_name=args.study_name, n_trials=args.n_trials,
-                 seed=args.seed, workers=args.workers, out=out,
-                 progress=not args.json and sys.stderr.isatty())  # fmt: skip
+    n_trials = args.n_trials or space.n_trials
+    with progress(n_trials, "trials", enabled=not args.json) as advance:
+        res = search(space, storage=args.storage, study_name=args.study_name,
+                     n_trials=args.n_trials, seed=args.seed, workers=args.workers, out=out,
+                     progress=advance)  # fmt: skip
     files = write_outputs(res, res.space, out, res.study)
     if args.confirm:
-        res.confirmed = confirm(res, res.space, out, args.confirm)
+        with progress(min(args.confirm, len(res.pareto)), "confirming designs (serving)",
+                      enabled=not args.json) as advance:  # fmt: skip
+            res.confirmed = confirm(res, res.space, out, args.confirm, progress=advance)
     if args.json:
         print(strict_json(res.to_json()))
         return 0
     print_pareto(res)
-    for c in res.confirmed:
-        print(f"confirm trial {c['number']}: analytic TPOT {c['analytic_tpot_s'] * 1e3:.2f} ms, "
-              f"served p50 {c['served_tpot_p50_s'] * 1e3:.2f} ms, TTFT p99 "
-              f"{c['served_ttft_p99_s'] * 1e3:.1f} ms")  # fmt: skip
+    for line in confirm_lines(res.confirmed):
+        print(line)
     print(f"{res.n_trials_complete} trials ({res.n_trials_done_here} here, "
           f"{res.n_trials_done_here / max(res.wall_s, 1e-9):.1f}/s); wrote {len(files)} files "
           f"to {out}")  # fmt: skip

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +21,7 @@ from explore.cli.common import (
     print_overrides,
     system_of,
 )
+from explore.report.progress import progress
 
 if TYPE_CHECKING:
     from explore.api.serve import ServeRequest
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_REQUESTS", "add_parser", "run"]
 
 MAX_REQUESTS = 10_000_000  # a simulation of more requests would not finish in a session
+LONG_RUN = 20_000  # requests from which the progress bar shows at once (else after 2 s)
 
 
 def add_parser(sub) -> None:
@@ -243,17 +243,22 @@ def run_serve(req: ServeRequest, *, as_json: bool, plot_dir, slo_ttft_ms, slo_tp
     if search:
         if slo_t is None or slo_p is None:
             raise ConfigError("--rate-search needs --ttft-slo-ms and --tpot-slo-ms")
-        from explore.api.serve import rate_search
+        from explore.api.serve import rate_search, rate_search_runs
 
-        rate, summary = rate_search(req, slo_t, slo_p)
+        with progress(rate_search_runs(), "rate search (simulations)",
+                      enabled=not as_json) as advance:  # fmt: skip
+            rate, summary = rate_search(req, slo_t, slo_p, progress=advance)
         summary = {"rate_search": {"max_rate_per_s": rate, "slo_ttft_ms": slo_ttft_ms,
                                    "slo_tpot_ms": slo_tpot_ms}, **summary}  # fmt: skip
         trace = None
     else:
         from explore.api.serve import serve
 
-        with _Progress(req.requests, enabled=not as_json) as tick:
-            summary, trace = serve(req, slo_ttft_s=slo_t, slo_tpot_s=slo_p, progress=tick)
+        # a long run: more than LONG_RUN requests at once, any run after 2 s
+        delay = 0.0 if req.requests > LONG_RUN else 2.0
+        with progress(req.requests, "simulating requests", enabled=not as_json,
+                      delay_s=delay) as advance:  # fmt: skip
+            summary, trace = serve(req, slo_ttft_s=slo_t, slo_tpot_s=slo_p, progress=advance)
     if mapping is not None:
         summary["mapping"] = mapping
     if notes:
@@ -273,6 +278,7 @@ def run_serve(req: ServeRequest, *, as_json: bool, plot_dir, slo_ttft_ms, slo_tp
         if overrides:
             print_overrides(*overrides[1:])
         print_serving(summary)
+        print(_goodput_line(summary))
         for note in notes or ():
             print(f"note: {note}")
     return 0
@@ -294,29 +300,11 @@ def _what_if(req: ServeRequest, edited) -> tuple:
     return overrides_dict(overrides, notes), overrides, notes
 
 
-class _Progress:
-    """A rich progress bar when stdout is a TTY and the run lasts more than ~2 s."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled = total, enabled and sys.stdout.isatty()
-        self.bar = None
-        self.t0 = time.perf_counter()
-
-    def __enter__(self):
-        return self.tick
-
-    def tick(self, done: int) -> None:
-        if not self.enabled or done % 50:
-            return
-        if self.bar is None and time.perf_counter() - self.t0 > 2.0:
-            from rich.progress import Progress
-
-            self.bar = Progress(transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("simulating requests", total=self.total)
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
+def _goodput_line(summary: dict) -> str:
+    """What the goodput figure was counted against, or why there is none."""
+    if summary.get("goodput_note"):
+        return f"note: {summary['goodput_note']}"
+    slo = summary.get("goodput_slo") or {}
+    parts = [f"{label} <= {slo[k] * 1e3:g} ms" for k, label in (("ttft_s", "TTFT"),
+             ("tpot_s", "TPOT")) if slo.get(k) is not None]  # fmt: skip
+    return "goodput counted against per-request " + " and ".join(parts)

@@ -29,12 +29,15 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from explore.report.progress import progress
     from explore.report.tco import print_table, write_report
-    from explore.tco.fleet import contract, load_tco_scenario, tco
+    from explore.tco.fleet import contract, load_tco_scenario, monte_carlo_samples, tco
 
     check_output(args.report, "--out/--report", suffixes=(".html", ".md"))
     sc, edits = _edited(load_tco_scenario(args.scenario), args.set)
-    results = tco(sc)
+    with progress(monte_carlo_samples(sc), "TCO Monte Carlo (samples)",
+                  enabled=not args.json) as advance:  # fmt: skip
+        results = tco(sc, progress=advance)
     if args.report:
         write_report(sc, results, args.report)
     if args.json:

@@ -78,10 +78,14 @@ def run_physical(args: argparse.Namespace) -> int:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
+    from explore.report.progress import progress
+    from explore.validation.calibrate import MAX_ROUNDS
     from explore.validation.calibrate import run_calibrate as calibrate
 
     _check_measurements(args)  # (calibrate checks --out itself, before the fit)
-    return calibrate(args.measurements, args.out, only=args.only_measurements)
+    with progress(MAX_ROUNDS, "calibrate (fits)") as advance:
+        return calibrate(args.measurements, args.out, only=args.only_measurements,
+                         progress=advance)  # fmt: skip
 
 
 def _check_measurements(args: argparse.Namespace) -> None:

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from arch.base import ConfigError
 from explore.tco.fleet import FleetResult, Scenario, operate, price_fleet
 
-__all__ = ["frontier", "print_table", "write_report"]
+__all__ = ["frontier", "headline", "print_table", "sizing", "write_report"]
 
 
 def _money(x: float | None) -> str:
@@ -75,6 +75,7 @@ def print_table(sc: Scenario, results: list[FleetResult]) -> None:
         if r.error:
             con.print(f"  {r.name}: CANNOT SERVE: {r.error}")
             continue
+        con.print(f"  {headline(r)}")
         top = sorted(r.sensitivity.items(), key=lambda kv: -max(abs(v) for v in kv[1]))[:3]
         con.print(f"  {r.name}: most sensitive to " + ", ".join(
             f"{k} ({_money(v[0])}/{_money(v[1])})" for k, v in top))  # fmt: skip
@@ -89,6 +90,26 @@ def print_table(sc: Scenario, results: list[FleetResult]) -> None:
     con.print("  $/M out (error band): priced at the ends of the family's out-of-sample "
               "throughput band (p10-p90), the fleet re-sized; p5-p95: Monte Carlo over the "
               "uncertain inputs and that band")  # fmt: skip
+
+
+def headline(r: FleetResult) -> str:
+    """The fleet's $/M output tokens, saying where it sits in the Monte Carlo: the point
+    estimate (nominal inputs, predicted speed) is not the Monte Carlo's median."""
+    mc = r.monte_carlo
+    text = f"{r.name}: {_money(r.usd_per_m_output_tokens)}/M output tokens"
+    if not mc or mc.get("point_percentile") is None:
+        return text
+    return (f"{text} (point estimate, at p{mc['point_percentile']:.0f} of the Monte Carlo; "
+            f"its p50 is {_money(mc['p50'])}, p5-p95 {_money(mc['p5'])}-{_money(mc['p95'])})")
+
+
+def sizing(sc: Scenario) -> str:
+    """What the fleets were sized for: the peak hour only where a daily profile varies."""
+    prof = sc.profile
+    if len(prof) < 2 or max(prof) == min(prof):
+        return "fleets sized for the mean load (no daily profile given)"
+    factor = max(prof) / (sum(prof) / len(prof))
+    return f"fleets sized for the peak hour of the daily profile ({factor:.2f}x the mean load)"
 
 
 def frontier(sc: Scenario, results: list[FleetResult]) -> dict[str, list[tuple[float, float]]]:
@@ -251,8 +272,7 @@ def _intro(sc: Scenario) -> str:
         else ""
     )
     return (f"{sc.model}, {sc.input_len} input / {sc.output_len} output tokens, mean load "
-            f"{sc.load_output_tokens_per_s:,.0f} output tokens/s{slo}; fleets sized for the peak "
-            f"hour of the daily profile.")  # fmt: skip
+            f"{sc.load_output_tokens_per_s:,.0f} output tokens/s{slo}; {sizing(sc)}.")  # fmt: skip
 
 
 def _html(sc, results, figs) -> str:
@@ -264,7 +284,9 @@ def _html(sc, results, figs) -> str:
 
     imgs = "".join(f'<h2>{n.replace("_", " ")}</h2><img alt="{n}" src="data:image/png;base64,'
                    f'{base64.b64encode(b).decode()}">' for n, b in figs.items())  # fmt: skip
-    pay = "".join(f"<p>{html.escape(x)}</p>" for x in _payback_lines(results) + _errors(results))
+    heads = [headline(r) for r in results if not r.error]
+    pay = "".join(f"<p>{html.escape(x)}</p>"
+                  for x in heads + _payback_lines(results) + _errors(results))  # fmt: skip
     inputs = table(["input", "value", "source", "ref"], _inputs_table(results))
     style = ("body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:"
              "collapse;font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px}")  # fmt: skip
@@ -293,7 +315,8 @@ def _markdown(sc, results, images) -> str:
     lines = [f"# {md_escape(sc.name)}", "", md_escape(_intro(sc)), "", row(HEAD),
              "|" + "---|" * len(HEAD)]  # fmt: skip
     lines += [row(r) for r in rows(results)]
-    lines += ["", *(md_escape(x) for x in _payback_lines(results) + _errors(results)), ""]
+    heads = [headline(r) for r in results if not r.error]
+    lines += ["", *(md_escape(x) for x in heads + _payback_lines(results) + _errors(results)), ""]
     lines += [f"![{md_escape(i)}]({quote(i)})" for i in images]
     lines += ["", "## inputs used", "", row(["input", "value", "source", "ref"]),
               "|---|---|---|---|"]  # fmt: skip

@@ -4,6 +4,7 @@ the serving-simulation confirmation of the best ones (``--confirm N``)."""
 from __future__ import annotations
 
 import csv
+import math
 import warnings
 from pathlib import Path
 
@@ -13,7 +14,15 @@ from explore.search.objectives import evaluate_point, lengths
 from explore.search.space import Space, safe_name
 from explore.search.study import FINISHED, SearchResult, slot_key
 
-__all__ = ["confirm", "inside", "print_pareto", "write_outputs", "write_presets"]
+__all__ = [
+    "confirm",
+    "confirm_lines",
+    "inside",
+    "print_pareto",
+    "served_violations",
+    "write_outputs",
+    "write_presets",
+]
 
 MAX_PRESETS = 20
 
@@ -141,42 +150,112 @@ def _optuna_plots(study, res: SearchResult, out: Path, plt) -> list[str]:
     return files
 
 
+CONFIRM_LOAD = 0.7  # Poisson arrivals at this share of the analytic capacity
+# constraints a served run can check, and the served statistic that stands for the analytic
+# metric (the analytic TPOT is the mean per output token; throughput is not checked: the load
+# is chosen, so the served tokens/s is the offered load, not the design's capacity)
+SERVED = {"tpot_s": ("tpot_s", "mean"), "ttft_s": ("ttft_s", "mean"),
+          "tokens_per_s_per_user": ("tpot_s", "mean")}  # fmt: skip
+
+
 def confirm(
-    res: SearchResult, space: Space, out: Path, n: int, *, requests: int = 400
+    res: SearchResult, space: Space, out: Path, n: int, *, requests: int = 400, progress=None
 ) -> list[dict]:
-    """Re-run the first ``n`` Pareto designs in the serving simulation (Poisson arrivals at 70 %
-    of the analytic capacity, continuous batching capped at the searched batch) and compare."""
+    """Re-run the first ``n`` distinct Pareto designs in the serving simulation (Poisson arrivals
+    at CONFIRM_LOAD of the analytic capacity, continuous batching capped at the searched batch)
+    and compare. A Pareto row with the parameters of an earlier one is the same design: it is
+    not served again but listed in that design's ``duplicates``. Each row states the ``load``
+    it was served at, and ``violated`` lists the study's latency constraints the served run
+    misses. ``progress(1)``, if given, is called after each design."""
+    rows: list[dict] = []
+    seen: dict[tuple, dict] = {}
+    for p in res.pareto:
+        key = tuple(sorted((k, repr(v)) for k, v in p["params"].items()))
+        if key in seen:
+            seen[key]["duplicates"].append(_ident(p))
+            continue
+        if len(rows) == n:
+            continue  # still listing duplicates of the designs served
+        seen[key] = _confirm_one(res, space, out, p, requests)
+        rows.append(seen[key])
+        if progress is not None:
+            progress(1)
+    return rows
+
+
+def _confirm_one(res: SearchResult, space: Space, out: Path, p: dict, requests: int) -> dict:
     from explore.api.serve import ServeRequest, serve
     from sim.traffic import Fixed, Poisson
 
-    rows = []
-    for p in res.pareto[:n]:
-        point = evaluate_point(space.base, p["params"], space.quality)
-        ref = f"xpusim search study {safe_name(res.study_name)} {_ident(p)} (confirm)"
-        chip_path = write_chip(point.chip, inside(out, out / "confirm" / f"{_ident(p)}.toml"), ref)
-        model_path = write_model(
-            point.model, inside(out, out / "confirm" / f"{_ident(p)}-model.toml"), ref
-        )
-        d, m = point.deploy, point.metrics
-        inp, outl = lengths(space.base)
-        capacity = m["tokens_per_s"] / outl  # requests/s the analytic batch sustains
-        par = point.workload.par  # type: ignore[union-attr]
-        req = ServeRequest(
-            system=f"{chip_path}:{d['chips']}", model=str(model_path), quant=d["quant"],
-            input_len=Fixed(inp), output_len=Fixed(outl), arrivals=Poisson(0.7 * capacity),
-            requests=requests, tp=par.tp, pp=par.pp, ep=par.ep, dp=par.dp,
-            max_batch=d["batch"], seed=space.seed,
-        )  # fmt: skip
-        summary, _ = serve(req)
-        sim_tpot = summary["tpot_s"]["p50"]
-        rows.append({
-            "number": p["number"], "slot": p.get("slot"), "analytic_tpot_s": m["tpot_s"],
-            "served_tpot_p50_s": sim_tpot,
-            "served_ttft_p99_s": summary["ttft_s"]["p99"],
-            "served_tokens_per_s": summary["output_tokens_per_s"],
-            "tpot_ratio": sim_tpot / m["tpot_s"] if sim_tpot else None,
-        })  # fmt: skip
-    return rows
+    point = evaluate_point(space.base, p["params"], space.quality)
+    ref = f"xpusim search study {safe_name(res.study_name)} {_ident(p)} (confirm)"
+    chip_path = write_chip(point.chip, inside(out, out / "confirm" / f"{_ident(p)}.toml"), ref)
+    model_path = write_model(
+        point.model, inside(out, out / "confirm" / f"{_ident(p)}-model.toml"), ref
+    )
+    d, m = point.deploy, point.metrics
+    inp, outl = lengths(space.base)
+    capacity = m["tokens_per_s"] / outl  # requests/s the analytic batch sustains
+    load = {"arrivals": "poisson", "rate_per_s": CONFIRM_LOAD * capacity,
+            "share_of_analytic_capacity": CONFIRM_LOAD, "requests": requests,
+            "input_len": inp, "output_len": outl, "max_batch": d["batch"]}  # fmt: skip
+    par = point.workload.par  # type: ignore[union-attr]
+    req = ServeRequest(
+        system=f"{chip_path}:{d['chips']}", model=str(model_path), quant=d["quant"],
+        input_len=Fixed(inp), output_len=Fixed(outl), arrivals=Poisson(load["rate_per_s"]),
+        requests=requests, tp=par.tp, pp=par.pp, ep=par.ep, dp=par.dp,
+        max_batch=d["batch"], seed=space.seed,
+    )  # fmt: skip
+    summary, _ = serve(req)
+    sim_tpot = summary["tpot_s"]["p50"]
+    return {
+        "number": p["number"], "slot": p.get("slot"), "analytic_tpot_s": m["tpot_s"],
+        "served_tpot_p50_s": sim_tpot,
+        "served_ttft_p99_s": summary["ttft_s"]["p99"],
+        "served_tokens_per_s": summary["output_tokens_per_s"],
+        "tpot_ratio": sim_tpot / m["tpot_s"] if sim_tpot else None,
+        "load": load, "violated": served_violations(space, summary), "duplicates": [],
+    }  # fmt: skip
+
+
+def served_violations(space: Space, summary: dict) -> list[dict]:
+    """The study's constraints (those a served run can check, :data:`SERVED`) that the served
+    run misses: {constraint, served, statistic}."""
+    out = []
+    for c in space.constraints:
+        if c.metric not in SERVED:
+            continue
+        dist, stat = SERVED[c.metric]
+        value = summary[dist][stat]
+        if value is None:
+            continue
+        if c.metric == "tokens_per_s_per_user":
+            value = 1.0 / value if value > 0 else math.inf
+        if c.violation(value) > 0:
+            out.append({"constraint": str(c), "served": value, "statistic": f"{dist}.{stat}"})
+    return out
+
+
+def confirm_lines(rows: list[dict]) -> list[str]:
+    """The confirmation as text: each design's served numbers, the load it was served at, the
+    duplicates skipped and any constraint the served run violates."""
+    out = []
+    for c in rows:
+        ld = c["load"]
+        tpot = c["served_tpot_p50_s"]
+        served = f"{tpot * 1e3:.2f} ms" if tpot is not None else "- (one output token)"
+        out.append(f"confirm {_ident(c)}: analytic TPOT {c['analytic_tpot_s'] * 1e3:.2f} ms, "
+                   f"served p50 {served}, TTFT p99 {c['served_ttft_p99_s'] * 1e3:.1f} ms "
+                   f"(Poisson {ld['rate_per_s']:.3g} req/s = "
+                   f"{ld['share_of_analytic_capacity']:.0%} of the analytic capacity, "
+                   f"{ld['requests']} requests of {ld['input_len']}+{ld['output_len']} tokens, "
+                   f"batch <= {ld['max_batch']})")  # fmt: skip
+        if c["duplicates"]:
+            out.append(f"  same design as {', '.join(c['duplicates'])}: not served again")
+        for v in c["violated"]:
+            out.append(f"  VIOLATES {v['constraint']} when served: {v['statistic']} = "
+                       f"{v['served']:.4g}")  # fmt: skip
+    return out
 
 
 def print_pareto(res: SearchResult, limit: int = 15) -> None:

@@ -657,10 +657,11 @@ def search(
     seed: int | None = None,
     workers: int = 1,
     out: str | Path | None = None,
-    progress: bool = False,
+    progress=None,
 ) -> SearchResult:
     """Run (or resume) a study until it has ``n_trials`` finished trials; returns the Pareto set
-    of feasible trials and every trial's record."""
+    of feasible trials and every trial's record. ``progress(n)``, if given, is called as trials
+    finish (n more; trials a resumed study already had come first), up to ``n_trials``."""
     if workers < 1:
         raise ConfigError(f"--workers {workers}: give 1 or more worker processes")
     sp = space if isinstance(space, Space) else load_space(space)
@@ -693,53 +694,40 @@ def check_out_dir(out: Path) -> None:
                           "folder") from None  # fmt: skip
 
 
-def _run(study, st, sp: Space, url: str, out_dir: Path, workers: int, progress: bool) -> int:
+def _run(study, st, sp: Space, url: str, out_dir: Path, workers: int, progress) -> int:
     """Trials this process (or its ``workers`` spawned processes) finished."""
-    with _Bar(study, sp.n_trials, progress) as bar:
-        if workers == 1:
-            return _loop(study, st, sp, sp.n_trials, url, on_done=bar.tick)
-        import multiprocessing as mp
+    tick = _Ticker(study, sp.n_trials, progress)
+    tick()
+    if workers == 1:
+        return _loop(study, st, sp, sp.n_trials, url, on_done=tick)
+    import multiprocessing as mp
 
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(workers) as pool:
-            args = (sp, url, str(out_dir), sp.n_trials, (HEARTBEAT_S, GRACE_S))
-            jobs = [pool.apply_async(_worker, args)
-                    for _ in range(workers)]  # fmt: skip
-            while not all(j.ready() for j in jobs):
-                bar.tick()
-                time.sleep(0.5)
-            return sum(j.get() for j in jobs)
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        args = (sp, url, str(out_dir), sp.n_trials, (HEARTBEAT_S, GRACE_S))
+        jobs = [pool.apply_async(_worker, args) for _ in range(workers)]
+        while not all(j.ready() for j in jobs):
+            tick()
+            time.sleep(0.5)
+        tick()
+        return sum(j.get() for j in jobs)
 
 
-class _Bar:
-    """A rich progress bar with ETA over finished trials (stderr; off for --json)."""
+class _Ticker:
+    """Calls ``progress(n)`` with the finished trials (COMPLETE or PRUNED) of the study since
+    the last call, up to ``total`` (a no-op without ``progress``)."""
 
-    def __init__(self, study, total: int, enabled: bool):
-        self.study, self.total, self.enabled = study, total, enabled
-        self._p = None
+    def __init__(self, study, total: int, progress):
+        self.study, self.total, self.progress = study, total, progress
+        self.shown = 0
 
-    def __enter__(self):
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TimeRemainingColumn
-
-            self._p = Progress("[progress.description]{task.description}", BarColumn(),
-                               "{task.completed}/{task.total}", TimeRemainingColumn(),
-                               console=Console(stderr=True), transient=True)  # fmt: skip
-            self._p.start()
-            self._task = self._p.add_task("trials", total=self.total, completed=self._n())
-        return self
-
-    def _n(self) -> int:
+    def __call__(self) -> None:
+        if self.progress is None:
+            return
         from optuna.trial import TrialState
 
         states = (TrialState.COMPLETE, TrialState.PRUNED)
-        return len(self.study.get_trials(deepcopy=False, states=states))
-
-    def tick(self) -> None:
-        if self._p is not None:
-            self._p.update(self._task, completed=self._n())
-
-    def __exit__(self, *exc):
-        if self._p is not None:
-            self._p.stop()
+        n = min(self.total, len(self.study.get_trials(deepcopy=False, states=states)))
+        if n > self.shown:
+            self.progress(n - self.shown)
+            self.shown = n

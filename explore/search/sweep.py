@@ -174,9 +174,13 @@ def grid_size(space: Space) -> int:
     return math.prod(_dim_size(d) for d in space.dims)
 
 
-def sweep(space: str | Path | Space, *, max_points: int | None = None) -> SweepResult:
+def sweep(
+    space: str | Path | Space, *, max_points: int | None = None, progress=None
+) -> SweepResult:
     """Every grid point of the space; columns: the dimensions, then :data:`OUT_METRICS`. A grid
-    of more than ``max_points`` (default :data:`MAX_POINTS`) is refused before any work."""
+    of more than ``max_points`` (default :data:`MAX_POINTS`) is refused before any work.
+    ``progress(n)``, if given, is called as grid points are costed (they sum to the grid's
+    size)."""
     sp = space if isinstance(space, Space) else load_space(space)
     if isinstance(sp.base.get("chip", {}), str):
         raise ConfigError("sweep needs [base.chip] as a design table (the vectorized model)")
@@ -202,6 +206,8 @@ def sweep(space: str | Path | Space, *, max_points: int | None = None) -> SweepR
             res = _cannot_run(phys, str(exc))
         parts.append({**{k: np.full(n, v, dtype=object) for k, v in params.items()},
                       **{f"chip.{k}": v for k, v in cols.items()}, **res})  # fmt: skip
+        if progress is not None:
+            progress(n)
     columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return SweepResult(columns, time.perf_counter() - t0)
 
@@ -253,9 +259,12 @@ def write(res: SweepResult, path: Path) -> None:
 
 
 def run_sweep(space_path: Path, out: Path, *, as_json: bool, max_points: int | None = None) -> int:
+    from explore.report.progress import progress
+
     space = load_space(space_path)  # the input first, then the output, then the work
     check_out(out)
-    res = sweep(space, max_points=max_points)
+    with progress(grid_size(space), "sweep (grid points)", enabled=not as_json) as advance:
+        res = sweep(space, max_points=max_points, progress=advance)
     t0 = time.perf_counter()
     write(res, out)
     write_s = time.perf_counter() - t0

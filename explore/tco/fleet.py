@@ -27,6 +27,7 @@ gives $/M tokens at the two ends of that band.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -56,8 +57,10 @@ __all__ = [
     "TcoFile",
     "contract",
     "load_tco_scenario",
+    "monte_carlo_samples",
     "tco",
     "to_dataframe",
+    "toml_fields",
 ]
 
 
@@ -333,7 +336,7 @@ def operate(sc: Scenario, f: Fleet, *, batch: int | None = None) -> Operating:
                                 input_len=sc.input_len, output_len=sc.output_len,
                                 objective="tokens_per_s")  # fmt: skip
     except ConfigError as exc:
-        raise ConfigError(f"fleet {f.name!r}: {exc}") from None
+        raise ConfigError(f"fleet {f.name!r}: {toml_fields(str(exc))}") from None
     r = choice.result
     if not r.fits:
         raise ConfigError(f"fleet {f.name!r}: does not fit at batch {r.batch}: {r.memory.reason}")
@@ -356,13 +359,34 @@ def _steady(sc: Scenario, f: Fleet, degrees: dict, slo: float | None) -> Operati
                          output_len=sc.lengths[1], tpot_slo_s=slo,
                          objective="tokens_per_s")  # fmt: skip
     except ConfigError as exc:
-        raise ConfigError(f"fleet {f.name!r}: {exc}") from None
+        raise ConfigError(f"fleet {f.name!r}: {toml_fields(str(exc))}") from None
     if not r.fits:
         raise ConfigError(f"fleet {f.name!r}: does not fit at batch {r.batch}: {r.memory.reason}")
     par = r.config["parallelism"]
     assert r.output_tokens_per_s is not None
     return Operating(r.batch, r.ttft_s, r.tpot_s, r.e2e_s, r.output_tokens_per_s / par["dp"],
                      par["tp"] * par["pp"], r.power_w, r.notes)  # fmt: skip
+
+
+# the command-line spellings the shared core uses in its messages, and the scenario file's
+# fields that set the same thing in ``xpusim tco`` (longest first)
+_FLAGS = (
+    (re.compile(r"--(tp|pp|ep|dp) (\S+)"), r"[[fleet]] \1 = \2"),
+    (re.compile(r"--tp/--pp/--dp"), "[[fleet]] tp/pp/dp"),
+    (re.compile(r"--input-len(/| and )--output-len"), r"[scenario] input_len\1output_len"),
+    (re.compile(r"--(input|output)-len"), r"[scenario] \1_len"),
+    (re.compile(r"--batch max"), "the largest batch that fits"),
+    (re.compile(r"--([a-z][a-z-]*)"), lambda m: m[1].replace("-", "_")),
+)
+
+
+def toml_fields(message: str) -> str:
+    """A core error message with its command-line flags (``--tp 3``, ``--input-len``) written
+    as the TCO scenario file's fields (``[[fleet]] tp = 3``, ``[scenario] input_len``): the
+    user of ``xpusim tco`` edits the file, not flags."""
+    for pattern, repl in _FLAGS:
+        message = pattern.sub(repl, message)
+    return message
 
 
 def _inputs(sc: Scenario, f: Fleet) -> TcoInputs:
@@ -414,7 +438,7 @@ def _price(f: Fleet) -> float:
         return float(f.price_usd)
     if f.system.chip.price_usd is None:
         raise ConfigError(f"fleet {f.name!r}: chip {f.system.chip.name} has no price; "
-                          "set price_usd")  # fmt: skip
+                          "set price_usd in its [[fleet]] table")  # fmt: skip
     return f.system.chip.price_usd
 
 
@@ -515,13 +539,15 @@ def _with_interval(sc: Scenario, f: Fleet, op: Operating, r: FleetResult) -> Non
     r.extrapolated = iv["extrapolated"]
 
 
-def _monte_carlo(sc: Scenario, f: Fleet, op: Operating) -> dict:
+def _monte_carlo(sc: Scenario, f: Fleet, op: Operating, point: float, progress=None) -> dict:
     """p5/p50/p95 of $/M output tokens over the uncertain inputs (uniform in their ranges, the
     fleet held at its size: exact re-pricings) and the prediction error of throughput: a factor
     drawn log-uniformly between the ends of the family's band (:func:`_throughput_band`; the
     band is the p10-p90 of out-of-sample error, so the tails are left out, as the price ranges
     leave out theirs), the fleet re-sized for the peak at the drawn speed. The error draws come
-    from their own stream (seed, 1): the price draws are those of the seed alone."""
+    from their own stream (seed, 1): the price draws are those of the seed alone.
+    ``point_percentile``: where the headline $/M (``point``, at the nominal inputs and the
+    predicted speed) sits among the draws (the share below it, ties counted half, in %)."""
     rng = np.random.default_rng(sc.seed)
     speed = np.random.default_rng([sc.seed, 1])
     b = _throughput_band(f, op)
@@ -533,8 +559,13 @@ def _monte_carlo(sc: Scenario, f: Fleet, op: Operating) -> dict:
             ov["years"] = max(ov["years"], 0.5)
         at = _at_speed(op, math.exp(float(speed.uniform(b.lo, b.hi))))
         draws.append(price_fleet(sc, f, at, overrides=ov).usd_per_m_output_tokens)
+        if progress is not None:
+            progress(1)
     p5, p50, p95 = np.percentile(draws, [5, 50, 95])
+    d = np.asarray(draws)
+    at_point = 100.0 * (np.sum(d < point) + 0.5 * np.sum(d == point)) / d.size
     return {"p5": float(p5), "p50": float(p50), "p95": float(p95), "samples": sc.samples,
+            "point_percentile": float(at_point),
             "throughput_factor_low": math.exp(b.lo),
             "throughput_factor_high": math.exp(b.hi)}  # fmt: skip
 
@@ -564,8 +595,10 @@ def _payback(sc: Scenario, f: Fleet, op: Operating, res: FleetResult, ref: Fleet
     }  # fmt: skip
 
 
-def tco(scenario: str | Path | Scenario) -> list[FleetResult]:
-    """Size and price every fleet of a scenario (the ``xpusim tco`` computation)."""
+def tco(scenario: str | Path | Scenario, *, progress=None) -> list[FleetResult]:
+    """Size and price every fleet of a scenario (the ``xpusim tco`` computation).
+    ``progress(n)``, if given, is called as Monte Carlo samples are priced (they sum to
+    :func:`monte_carlo_samples`; a fleet that cannot serve counts its samples at once)."""
     sc = scenario if isinstance(scenario, Scenario) else load_tco_scenario(scenario)
     ops: dict[str, Operating] = {}
     results = []
@@ -574,10 +607,12 @@ def tco(scenario: str | Path | Scenario) -> list[FleetResult]:
             ops[f.name] = operate(sc, f)
         except ConfigError as exc:
             results.append(FleetResult.failed(f.name, str(exc)))
+            if progress is not None:
+                progress(sc.samples)
             continue
         r = price_fleet(sc, f, ops[f.name])
         r.sensitivity = _sensitivity(sc, f, ops[f.name], r)
-        r.monte_carlo = _monte_carlo(sc, f, ops[f.name])
+        r.monte_carlo = _monte_carlo(sc, f, ops[f.name], r.usd_per_m_output_tokens, progress)
         _with_interval(sc, f, ops[f.name], r)
         if sc.api_usd_per_m_output_tokens:
             r.margin = 1 - r.usd_per_m_output_tokens / sc.api_usd_per_m_output_tokens
@@ -592,6 +627,11 @@ def tco(scenario: str | Path | Scenario) -> list[FleetResult]:
         if f.nre_usd and sc.payback_reference:
             r.payback = _payback(sc, f, ops[f.name], r, by_name[sc.payback_reference])
     return results
+
+
+def monte_carlo_samples(sc: Scenario) -> int:
+    """Prices the Monte Carlo of :func:`tco` draws in all (samples per fleet x fleets)."""
+    return sc.samples * len(sc.fleets)
 
 
 def to_dataframe(results: list[FleetResult]):

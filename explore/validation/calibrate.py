@@ -354,14 +354,18 @@ def _converged(a: dict, b: dict, rel: float = 1e-3) -> bool:
     )
 
 
-def calibrate(cases: list[Case]) -> tuple[dict, list[tuple[Case, float]]]:
+def calibrate(cases: list[Case], *, progress=None) -> tuple[dict, list[tuple[Case, float]]]:
     """Fit, then refit with the derived defaults of the last fit until the factors move by less
-    than 0.1 % (at most ``MAX_ROUNDS`` fits)."""
+    than 0.1 % (at most ``MAX_ROUNDS`` fits). ``progress(n)``, if given, is called after each
+    fit (the calls sum to ``MAX_ROUNDS``: an early convergence counts the rest at once)."""
     derived: dict[str, float] = {}
     previous: dict = {}
-    for _ in range(MAX_ROUNDS):
+    step = progress or (lambda n=1: None)
+    for done in range(1, MAX_ROUNDS + 1):
         fitted, preds = fit(cases, derived)
+        step(1)
         if _converged(previous, fitted):
+            step(MAX_ROUNDS - done)
             break
         previous = fitted
         derived = {f: v for f, (v, _) in derived_defaults(fitted).items()}
@@ -452,14 +456,16 @@ def _in_sample(preds: list[tuple[Case, float]]) -> dict[str, float]:
 
 
 def run_calibrate(
-    measurements: Path | None = None, out: Path | None = None, *, only: bool = False
+    measurements: Path | None = None, out: Path | None = None, *, only: bool = False,
+    progress=None,
 ) -> int:
     """Fit on the shipped rows (+ ``measurements``; ``only``: just those) and write ``out``
-    (default: the preset ``fitted.toml``) unless it already holds the same factors."""
+    (default: the preset ``fitted.toml``) unless it already holds the same factors.
+    ``progress``: as :func:`calibrate`'s."""
     target = Path(out) if out else FITTED
     _check_out(target)
     cases, _ = build_cases(load_rows(measurements, only=only))
-    fitted, preds = calibrate(cases)
+    fitted, preds = calibrate(cases, progress=progress)
     n = sum(len(v) for v in fitted.values())
     text = render_fitted(fitted, _in_sample(preds), _sources(measurements, only))
     if same_factors(text, target):
