@@ -60,6 +60,7 @@ def _span(iv: list[float] | None) -> str:
 
 def print_table(sc: Scenario, results: list[FleetResult]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     tab = Table(title=f"{sc.name}: {sc.model}, {sc.load_output_tokens_per_s:,.0f} output tok/s"
@@ -73,9 +74,9 @@ def print_table(sc: Scenario, results: list[FleetResult]) -> None:
     con.print(tab)
     for r in results:
         if r.error:
-            con.print(f"  {r.name}: CANNOT SERVE: {r.error}")
+            con.print(escape(f"  {r.name}: CANNOT SERVE: {r.error}"))
             continue
-        con.print(f"  {headline(r)}")
+        con.print(escape(f"  {headline(r)}"))
         top = sorted(r.sensitivity.items(), key=lambda kv: -max(abs(v) for v in kv[1]))[:3]
         con.print(f"  {r.name}: most sensitive to " + ", ".join(
             f"{k} ({_money(v[0])}/{_money(v[1])})" for k, v in top))  # fmt: skip
@@ -83,10 +84,10 @@ def print_table(sc: Scenario, results: list[FleetResult]) -> None:
             con.print(f"  {line}")
         for n in r.operating.notes:
             if n.startswith("EXTRAPOLATED"):
-                con.print(f"  {r.name}: {n}")
+                con.print(escape(f"  {r.name}: {n}"))
         for n in r.extrapolated:
             if n not in r.operating.notes:
-                con.print(f"  {r.name}: EXTRAPOLATED error band: {n}")
+                con.print(escape(f"  {r.name}: EXTRAPOLATED error band: {n}"))
     con.print("  $/M out (error band): priced at the ends of the family's out-of-sample "
               "throughput band (p10-p90), the fleet re-sized; p5-p95: Monte Carlo over the "
               "uncertain inputs and that band")  # fmt: skip

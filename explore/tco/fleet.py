@@ -371,7 +371,9 @@ def _steady(sc: Scenario, f: Fleet, degrees: dict, slo: float | None) -> Operati
 # the command-line spellings the shared core uses in its messages, and the scenario file's
 # fields that set the same thing in ``xpusim tco`` (longest first)
 _FLAGS = (
-    (re.compile(r"--(tp|pp|ep|dp) (\S+)"), r"[[fleet]] \1 = \2"),
+    (re.compile(r"--(?:tp|pp|ep|dp) [^\s)]+(?: --(?:tp|pp|ep|dp) [^\s)]+)*"),
+     lambda m: "[[fleet]] " + ", ".join(" = ".join(d.split()) for d in
+                                         m[0].removeprefix("--").split(" --"))),
     (re.compile(r"--tp/--pp/--dp"), "[[fleet]] tp/pp/dp"),
     (re.compile(r"--input-len(/| and )--output-len"), r"[scenario] input_len\1output_len"),
     (re.compile(r"--(input|output)-len"), r"[scenario] \1_len"),
