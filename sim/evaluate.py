@@ -75,9 +75,11 @@ __all__ = [
     "evaluate",
     "largest_true",
     "power_floor_w",
+    "require_pandas",
     "resident_batch",
     "resolve_workload",
     "step_costs",
+    "to_dataframe",
     "weight_regime",
 ]
 
@@ -372,6 +374,10 @@ class Result:
     def tokens_per_s_per_user(self) -> float | None:
         return 1.0 / self.tpot_s if self.tpot_s else None
 
+    def to_dataframe(self):
+        """The per-op table of the prefill and decode steps (:func:`to_dataframe`)."""
+        return to_dataframe(self)
+
     def to_dict(self) -> dict[str, Any]:
         m = self.memory
         return {
@@ -570,3 +576,41 @@ def _regime_note(plan: MemoryPlan, regime: dict[str, Any]) -> str:
             f"streamed every step: {cliff['tokens_per_s']:,.0f} output tokens/s, {versus} than "
             f"batch {r} ({cliff['resident_tokens_per_s']:,.0f}), the largest that keeps them "
             f"all in {cliff['resident_level']}")
+
+
+# --------------------------------------------------------------------------- DataFrames
+
+
+def require_pandas(what: str):
+    """pandas, or a one-line ConfigError naming the extra that installs it (pandas is optional:
+    only ``to_dataframe`` needs it)."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ConfigError(f"{what} needs pandas: pip install 'xpusim[dataframe]'") from None
+    return pd
+
+
+def to_dataframe(r: Result):
+    """One row per folded op of the prefill step and of the mid-context decode step (``phase``
+    column), with its instances (``count``, layers folded into one row), ``seconds`` per step
+    over all instances, the binding side, its ``share`` of the phase's op time, and the FLOPs,
+    bytes (weights + KV + activations) and collective bytes per chip over all instances. Empty
+    (with the columns) when the design does not fit."""
+    pd = require_pandas("Result.to_dataframe()")
+    rows = []
+    for phase, step in (("prefill", r.prefill_step), ("decode", r.decode_step)):
+        if step is None:
+            continue
+        g, table = step.graph, step.op_table()
+        total = sum(row["seconds"] for row in table) or 1.0
+        for i, row in enumerate(table):
+            n = row["count"]
+            rows.append({
+                "phase": phase, **row, "share": row["seconds"] / total,
+                "flops": float(g.flops[i] + g.vflops[i]) * n,
+                "bytes": float(g.weight_bytes[i] + g.kv_bytes[i] + g.act_bytes[i]) * n,
+                "comm_bytes": float(g.comm_bytes[i]) * n,
+            })  # fmt: skip
+    cols = ["phase", "name", "count", "seconds", "bound", "share", "flops", "bytes", "comm_bytes"]
+    return pd.DataFrame(rows, columns=cols)

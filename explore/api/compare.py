@@ -25,7 +25,7 @@ from arch.chip import System
 from arch.overrides import Edit, Override, edit_system, parse_edit, static_no_effect
 from arch.presets import parse_system
 from explore.api.predict import predict, result_dict
-from sim.evaluate import Result
+from sim.evaluate import Result, require_pandas
 
 __all__ = [
     "HEADLINE",
@@ -97,7 +97,7 @@ class Comparison:
 
     def to_dataframe(self):
         """One row per configuration: the label and each headline metric (needs pandas)."""
-        import pandas as pd
+        pd = require_pandas("Comparison.to_dataframe()")
 
         rows = [{"label": c["label"], **{k: c["result"].get(k) for k in HEADLINE}}
                 for c in self.to_dict()["configs"]]  # fmt: skip

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, replace
 
 from arch.base import ConfigError
-from sim.evaluate import Workload, evaluate, resolve_workload
+from sim.evaluate import Workload, evaluate, require_pandas, resolve_workload
 from sim.intervals import intervals_for
 from sim.mapping import DEGREES, choose_mapping, settled
 from sim.metrics import summarize
@@ -35,6 +35,7 @@ __all__ = [
     "resolve_mapping",
     "serve",
     "serve_interval",
+    "to_dataframe",
 ]
 
 SWAP_BW = 64e9  # host link per chip for swap preemption: PCIe 5.0 x16 (assumption)
@@ -300,3 +301,32 @@ def _rate_search(
         else:
             hi = mid
     return lo, best, runs[0]
+
+
+def to_dataframe(trace):
+    """One row per simulated request of a serving trace (the second value :func:`serve`
+    returns), in arrival order: ``arrival_s``, lengths, the times it was first scheduled, got
+    its first token and finished (seconds of simulated time), ``ttft_s``, ``tpot_s`` (NaN for a
+    one-token output), ``e2e_s``, ``queue_s``, prefix-cached prompt tokens and preemptions."""
+    import numpy as np
+
+    pd = require_pandas("serve's to_dataframe()")
+    rs = sorted(trace.requests, key=lambda r: (r.arrival_s, r.rid))
+    df = pd.DataFrame({
+        "request": [r.rid for r in rs],
+        "arrival_s": [r.arrival_s for r in rs],
+        "input_len": [r.input_len for r in rs],
+        "output_len": [r.output_len for r in rs],
+        "cached_tokens": [r.cached for r in rs],
+        "first_scheduled_s": [r.first_scheduled_s for r in rs],
+        "first_token_s": [r.first_token_s for r in rs],
+        "finish_s": [r.finish_s for r in rs],
+        "preemptions": [r.preemptions for r in rs],
+    })  # fmt: skip
+    df["ttft_s"] = df["first_token_s"] - df["arrival_s"]
+    df["e2e_s"] = df["finish_s"] - df["arrival_s"]
+    df["queue_s"] = df["first_scheduled_s"] - df["arrival_s"]
+    multi = df["output_len"] > 1
+    df["tpot_s"] = np.where(multi, (df["finish_s"] - df["first_token_s"])
+                            / (df["output_len"] - 1).clip(lower=1), np.nan)  # fmt: skip
+    return df.set_index("request")

@@ -112,6 +112,23 @@ class SearchResult:
     study: Any = field(default=None, repr=False)  # the Optuna study, for plots
     n_trials_given_up: int = 0
 
+    def to_dataframe(self):
+        """One row per trial (in slot order): slot, number, state, feasible, each parameter,
+        each objective's value, each metric (``metric.NAME``), the infeasibility reason (needs
+        pandas)."""
+        from sim.evaluate import require_pandas
+
+        pd = require_pandas("SearchResult.to_dataframe()")
+        rows = []
+        for r in sorted(self.trials, key=slot_key):
+            vals = r["values"] or [None] * len(self.objectives)
+            rows.append({"slot": r["slot"], "number": r["number"], "state": r["state"],
+                         "feasible": r["feasible"], **r["params"],
+                         **dict(zip(self.objectives, vals, strict=True)),
+                         **{f"metric.{k}": v for k, v in r["metrics"].items()},
+                         "reason": r["reason"]})  # fmt: skip
+        return pd.DataFrame(rows)
+
     def to_json(self) -> dict:
         return {
             "study_name": self.study_name,

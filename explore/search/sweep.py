@@ -58,6 +58,15 @@ class SweepResult:
     def n_points(self) -> int:
         return len(next(iter(self.columns.values())))
 
+    def to_dataframe(self):
+        """One row per grid point: the dimensions, then :data:`OUT_METRICS` (as written to the
+        CSV; needs pandas)."""
+        from sim.evaluate import require_pandas
+
+        pd = require_pandas("SweepResult.to_dataframe()")
+        return pd.DataFrame({k: v.tolist() if v.dtype == object else v
+                             for k, v in self.columns.items()})  # fmt: skip
+
 
 def _chip_grid(space: Space) -> dict[str, np.ndarray]:
     """Cartesian product of the chip dimensions (first dimension slowest), as columns."""

@@ -638,7 +638,9 @@ def monte_carlo_samples(sc: Scenario) -> int:
 
 def to_dataframe(results: list[FleetResult]):
     """One row per fleet (pandas is imported here, for notebooks)."""
-    import pandas as pd
+    from sim.evaluate import require_pandas
+
+    pd = require_pandas("explore.tco.to_dataframe()")
 
     rows = []
     for r in results:
