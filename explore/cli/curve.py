@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         from explore.report.plots import curve_plots
 
-        plots = [str(p) for p in curve_plots(c, args.out)]
+        plots = [str(p) for p in curve_plots(c, args.out, engine=args.engine)]
     if args.json:
         print(strict_json({**c.to_dict(), "plots": plots}))
         return 0
