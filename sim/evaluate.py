@@ -602,15 +602,6 @@ def to_dataframe(r: Result):
     for phase, step in (("prefill", r.prefill_step), ("decode", r.decode_step)):
         if step is None:
             continue
-        g, table = step.graph, step.op_table()
-        total = sum(row["seconds"] for row in table) or 1.0
-        for i, row in enumerate(table):
-            n = row["count"]
-            rows.append({
-                "phase": phase, **row, "share": row["seconds"] / total,
-                "flops": float(g.flops[i] + g.vflops[i]) * n,
-                "bytes": float(g.weight_bytes[i] + g.kv_bytes[i] + g.act_bytes[i]) * n,
-                "comm_bytes": float(g.comm_bytes[i]) * n,
-            })  # fmt: skip
+        rows += [{"phase": phase, **row} for row in step.op_table()]
     cols = ["phase", "name", "count", "seconds", "bound", "share", "flops", "bytes", "comm_bytes"]
     return pd.DataFrame(rows, columns=cols)

@@ -68,18 +68,24 @@ class StepTiming:
         return max(self.shares, key=self.shares.get)  # type: ignore[arg-type]
 
     def op_table(self) -> list[dict]:
-        """Per folded op: name, count, seconds per step (all instances) and its binding side."""
+        """Per folded op, over all its instances (``count``, layers folded into one row): name,
+        count, seconds per step, its binding side, its ``share`` of the sum of all op times
+        (the step's own time also holds pipeline fill and fixed latencies), FLOPs (matrix plus
+        vector), bytes read and written (weights + KV + activations) and collective bytes, per
+        chip."""
+        g = self.graph
+        seconds = self.per_op[:, L.T_TOTAL] * g.count
+        total = float(seconds.sum()) or 1.0
         rows = []
-        for i, name in enumerate(self.graph.names):
-            c = self.per_op[i]
-            rows.append(
-                {
-                    "name": name,
-                    "count": int(self.graph.count[i]),
-                    "seconds": float(c[L.T_TOTAL] * self.graph.count[i]),
-                    "bound": _op_bound(c),
-                }
-            )
+        for i, name in enumerate(g.names):
+            n = int(g.count[i])
+            rows.append({
+                "name": name, "count": n, "seconds": float(seconds[i]),
+                "bound": _op_bound(self.per_op[i]), "share": float(seconds[i]) / total,
+                "flops": float(g.flops[i] + g.vflops[i]) * n,
+                "bytes": float(g.weight_bytes[i] + g.kv_bytes[i] + g.act_bytes[i]) * n,
+                "comm_bytes": float(g.comm_bytes[i]) * n,
+            })  # fmt: skip
         return rows
 
 

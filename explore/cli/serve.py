@@ -269,7 +269,9 @@ def run_serve(req: ServeRequest, *, as_json: bool, plot_dir, slo_ttft_ms, slo_tp
     if plot_dir and trace is not None:
         from explore.report.plots import serving_plots
 
-        summary["plots"] = [str(p) for p in serving_plots(req, trace, plot_dir)]
+        paths = serving_plots(req, trace, plot_dir, slo_ttft_s=slo_t, slo_tpot_s=slo_p,
+                              config=summary.get("config"))  # fmt: skip
+        summary["plots"] = [str(p) for p in paths]
     if as_json:
         print(strict_json(summary))
     else:

@@ -30,22 +30,15 @@ PHASES = ("prefill", "decode")
 
 
 def op_rows(step: StepTiming) -> list[dict[str, Any]]:
-    """One row per folded op of ``step`` (module docstring for the units)."""
-    g = step.graph
-    table = step.op_table()
-    total = sum(r["seconds"] for r in table) or 1.0
+    """One row per folded op of ``step`` (:meth:`sim.step.StepTiming.op_table`) with its
+    roofline coordinates per instance (module docstring)."""
     rows = []
-    for i, row in enumerate(table):
-        n = int(g.count[i])
-        flops = float(g.flops[i] + g.vflops[i])
-        moved = float(g.weight_bytes[i] + g.kv_bytes[i] + g.act_bytes[i])
+    for row in step.op_table():
+        n = row["count"]
+        flops, moved = row["flops"] / n if n else 0.0, row["bytes"] / n if n else 0.0
         each_s = row["seconds"] / n if n else 0.0
         rows.append({
             **row,
-            "share": row["seconds"] / total,
-            "bytes": moved * n,
-            "comm_bytes": float(g.comm_bytes[i]) * n,
-            "flops": flops * n,
             "arithmetic_intensity": flops / moved if moved > 0 and flops > 0 else None,
             "achieved_flops_per_s": flops / each_s if each_s > 0 and flops > 0 else None,
         })  # fmt: skip
