@@ -17,9 +17,19 @@ from pathlib import Path
 from urllib.parse import quote
 
 from arch.base import ConfigError
-from explore.tco.fleet import FleetResult, Scenario, operate, price_fleet
+from explore.tco.fleet import SCALES, FleetResult, Scenario, operate, price_fleet
 
-__all__ = ["frontier", "headline", "print_table", "sizing", "write_report"]
+__all__ = [
+    "cost_stack_figure",
+    "frontier",
+    "frontier_figure",
+    "headline",
+    "monte_carlo_figure",
+    "print_table",
+    "sizing",
+    "tornado_figure",
+    "write_report",
+]
 
 
 def _money(x: float | None) -> str:
@@ -113,66 +123,159 @@ def sizing(sc: Scenario) -> str:
     return f"fleets sized for the peak hour of the daily profile ({factor:.2f}x the mean load)"
 
 
+def _regime(op) -> tuple:
+    """An operating point's regime: the mapping chosen, the chips per replica and any weight
+    placement flag (a frontier line is broken where it changes)."""
+    flags = tuple(n.split(":", 1)[0] for n in op.notes
+                  if n.startswith(("mapping chosen", "CLIFF", "STREAMING", "SPILLED")))
+    mapping = next((n for n in op.notes if n.startswith("mapping chosen")), None)
+    return (mapping, op.chips_per_replica, flags)
+
+
+def _frontier_points(sc: Scenario, f) -> list[tuple[float, float, int, tuple]]:
+    """(tokens/s/user, $/M output tokens, batch, regime) over batch sizes 1, 2, 4, ... that fit."""
+    pts = []
+    b = 1
+    while b <= 4096:
+        try:
+            op = operate(sc, f, batch=b)
+        except ConfigError:
+            break
+        pts.append((1 / op.tpot_s, price_fleet(sc, f, op).usd_per_m_output_tokens, b,
+                    _regime(op)))  # fmt: skip
+        b *= 2
+    return pts
+
+
 def frontier(sc: Scenario, results: list[FleetResult]) -> dict[str, list[tuple[float, float]]]:
     """Per fleet: (tokens/s/user, $/M output tokens) over batch sizes 1, 2, 4, ... that fit."""
-    out = {}
-    for f, r in zip(sc.fleets, results, strict=True):
-        pts = []
-        b = 1
-        while b <= 4096:
-            try:
-                op = operate(sc, f, batch=b)
-            except ConfigError:
-                break
-            pts.append((1 / op.tpot_s, price_fleet(sc, f, op).usd_per_m_output_tokens))
-            b *= 2
-        out[r.name] = pts
-    return out
+    return {r.name: [p[:2] for p in _frontier_points(sc, f)]
+            for f, r in zip(sc.fleets, results, strict=True) if not r.error}  # fmt: skip
 
 
-def _figures(sc: Scenario, results: list[FleetResult]) -> dict[str, bytes]:
-    pairs = [(f, r) for f, r in zip(sc.fleets, results, strict=True) if not r.error]
-    if not pairs:
-        raise ConfigError(f"{sc.name}: no fleet can serve the scenario; nothing to plot")
-    from dataclasses import replace
+# --------------------------------------------------------------------------- figures
+#
+# Each *_figure function returns a matplotlib Figure (tests read its axes); _figures renders
+# them to PNG bytes for the report. They follow explore.report.plots' rules through its
+# helpers: log axes only where the values span decades (set_scales), units on every axis, the
+# scenario in every title (config_title), legends outside the axes (legend_outside), frontier
+# lines broken where the mapping changes (regime_segments), and fleets that cannot serve
+# listed in every figure (nothing_to_show when none can).
 
-    sc = replace(sc, fleets=tuple(f for f, _ in pairs))
-    results = [r for _, r in pairs]
+_COMPONENTS = ("accelerators", "hosts", "network", "datacenter", "energy", "colocation",
+               "maintenance", "software")  # fmt: skip
+
+
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figs = {}
-    figs["cost_stack"] = _stack(plt, results)
-    figs["frontier"] = _frontier_fig(plt, sc, results)
-    figs["tornado"] = _tornado(plt, results)
-    figs["monte_carlo"] = _mc(plt, results)
-    return figs
+    return plt
 
 
-def _png(plt, fig) -> bytes:
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+def _tex(text: str) -> str:
+    """Text with its dollar signs escaped (matplotlib reads a pair of them as math)."""
+    return text.replace("$", r"\$")
 
 
-def _stack(plt, results):
-    fig, ax = plt.subplots(figsize=(7, 4))
-    names = [r.name for r in results]
-    bottom = [0.0] * len(results)
-    for comp in ("accelerators", "hosts", "network", "datacenter", "energy", "colocation",
-                 "maintenance", "software"):  # fmt: skip
-        vals = [_per_m(r, comp) for r in results]
-        ax.bar(names, vals, bottom=bottom, label=comp)
-        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
-    ax.set_ylabel("$ per M output tokens")
-    ax.set_title("Cost stack (capital recovered per year, opex per year)")
-    ax.legend(fontsize=7)
-    ax.tick_params(axis="x", labelrotation=15)
-    return _png(plt, fig)
+def _title(what: str, sc: Scenario) -> str:
+    from explore.report.plots import config_title
+
+    slo = (f"SLO >= {sc.tokens_per_s_per_user:g} tokens/s per user, "
+           if sc.tokens_per_s_per_user else "no per-user SLO, ")  # fmt: skip
+    return config_title(what, model=sc.model, input_len=sc.input_len, output_len=sc.output_len,
+                        extra=f"{sc.name}; mean load {sc.load_output_tokens_per_s:,.0f} output "
+                        f"tokens/s, {slo}{sizing(sc)}", width=100)  # fmt: skip
+
+
+def _cannot_serve(results: list[FleetResult]) -> list[str]:
+    return [f"{r.name}: {r.error}" for r in results if r.error]
+
+
+def _serving(sc: Scenario, results: list[FleetResult]) -> list[tuple]:
+    return [(f, r) for f, r in zip(sc.fleets, results, strict=True) if not r.error]
+
+
+def _begin(sc: Scenario, results: list[FleetResult], what: str, ncols: int = 1,
+           rows_per_fleet: bool = False, size=(10.5, 5.0)):  # fmt: skip
+    """A figure for the serving fleets; with none, one axes saying so and listing every fleet
+    with its error (returns ``(fig, None)``)."""
+    from explore.report.plots import nothing_to_show
+
+    plt = _plt()
+    pairs = _serving(sc, results)
+    if not pairs:
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        ax.set_title(_tex(_title(what, sc)), fontsize=8)
+        nothing_to_show(ax, f"no fleet can serve this scenario ({len(results)} tried): "
+                        "nothing to draw", _cannot_serve(results))  # fmt: skip
+        fig.tight_layout()
+        return fig, None
+    n = len(pairs) if rows_per_fleet else 1
+    fig, axes = plt.subplots(n, ncols, figsize=(size[0], size[1] * (n if rows_per_fleet else 1)),
+                             squeeze=False)  # fmt: skip
+    return fig, axes
+
+
+def _finish(fig, results: list[FleetResult], title: str) -> None:
+    """The title, the fleets that cannot serve listed under the axes (each with its error), and
+    the layout."""
+    from textwrap import shorten
+
+    fig.suptitle(_tex(title), fontsize=8)
+    lost = _cannot_serve(results)
+    bottom = 0.0
+    if lost:
+        lines = [f"cannot serve, not drawn ({len(lost)}):"]
+        lines += [f"  {shorten(x, 150, placeholder=' …')}" for x in lost]
+        fig.text(0.01, 0.005, _tex("\n".join(lines)), fontsize=7, va="bottom", ha="left",
+                 gid="cannot-serve", color="0.25")  # fmt: skip
+        bottom = min(0.45, (0.1 + 0.125 * len(lines)) / fig.get_figheight())
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+
+
+def cost_stack_figure(sc: Scenario, results: list[FleetResult]):
+    """Left: each fleet's $/M output tokens (capital recovered per year plus opex per year),
+    on a log axis when the fleets span decades; right: what it is made of, each component's
+    share in % (a stack is always linear: on a log axis its parts would be misstated)."""
+    from explore.report.plots import legend_outside, set_scales
+
+    what = "Cost per M output tokens and what it is made of"
+    fig, axes = _begin(sc, results, what, ncols=2, size=(12, 5.0))
+    if axes is None:
+        return fig
+    ok = [r for _, r in _serving(sc, results)]
+    names = [r.name for r in ok]
+    ax, ax2 = axes[0]
+    totals = [r.usd_per_m_output_tokens for r in ok]
+    bars = ax.barh(names, totals, color="0.45")
+    for rect, r in zip(bars, ok, strict=True):
+        ax.annotate(_tex(_money(r.usd_per_m_output_tokens)), (rect.get_width(),
+                    rect.get_y() + rect.get_height() / 2), xytext=(3, 0),
+                    textcoords="offset points", va="center", fontsize=7)  # fmt: skip
+    set_scales(ax, x=totals)
+    ax.set_xlim(right=max(totals) * (4 if ax.get_xscale() == "log" else 1.25))
+    ax.invert_yaxis()
+    ax.set_xlabel("total cost per M output tokens ($/M tokens)")
+    ax.set_ylabel("fleet")
+    ax.set_title("total", fontsize=8)
+    left = [0.0] * len(ok)
+    for comp in _COMPONENTS:
+        share = [100 * _per_m(r, comp) / r.usd_per_m_output_tokens
+                 if r.usd_per_m_output_tokens else 0.0 for r in ok]  # fmt: skip
+        ax2.barh(names, share, left=left, label=comp)
+        left = [a + b for a, b in zip(left, share, strict=True)]
+    ax2.set_xscale("linear")
+    ax2.set_xlim(0, 100)
+    ax2.invert_yaxis()
+    ax2.set_yticks(range(len(ok)), [""] * len(ok))
+    ax2.set_xlabel("share of the fleet's cost (%)")
+    ax2.set_title("components (capital recovered per year, opex per year)", fontsize=8)
+    legend_outside(ax2)
+    _finish(fig, results, _title(what, sc))
+    return fig
 
 
 def _per_m(r: FleetResult, comp: str) -> float:
@@ -185,48 +288,159 @@ def _per_m(r: FleetResult, comp: str) -> float:
     return r.opex_breakdown.get(comp, 0.0) * scale
 
 
-def _frontier_fig(plt, sc, results):
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, pts in frontier(sc, results).items():
-        if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=name)
+def frontier_figure(sc: Scenario, results: list[FleetResult], points: dict | None = None):
+    """Per fleet, $/M output tokens against tokens/s per user over batch 1, 2, 4, ... (each
+    point priced with the fleet sized for the load at that speed), the line broken where the
+    mapping or weight placement changes, the fleet's operating point (the batch that meets the
+    SLO) as a star and the SLO as a vertical line. ``points``: precomputed
+    :func:`_frontier_points` per fleet name (else computed)."""
+    from explore.report.plots import legend_outside, regime_segments, set_scales
+
+    what = "Interactivity vs cost per fleet (batch 1, 2, 4, ...)"
+    fig, axes = _begin(sc, results, what, size=(11, 5.2))
+    if axes is None:
+        return fig
+    ax = axes[0, 0]
+    xs, ys = [], []
+    for i, (f, r) in enumerate(_serving(sc, results)):
+        pts = points[r.name] if points is not None else _frontier_points(sc, f)
+        color = f"C{i % 10}"
+        segs = regime_segments(pts, lambda p: p[3])
+        for k, seg in enumerate(segs):
+            label = (f"{r.name}" + (f" ({len(segs)} pieces: the mapping changes)"
+                                    if len(segs) > 1 else "")) if k == 0 else "_nolegend_"
+            ax.plot([p[0] for p in seg], [p[1] for p in seg], "o-", ms=3.5, lw=1.4,
+                    color=color, label=label, gid=f"frontier:{r.name}:{k}")  # fmt: skip
+        for p in pts[:1] + pts[-1:]:
+            ax.annotate(f"b{p[2]}", p[:2], fontsize=6, xytext=(3, 3),
+                        textcoords="offset points", color=color)  # fmt: skip
+        op_x, op_y = 1 / r.operating.tpot_s, r.usd_per_m_output_tokens
+        ax.plot([op_x], [op_y], marker="*", ms=11, ls="", color=color, mec="k", mew=0.5,
+                gid=f"operating:{r.name}", label="_nolegend_")  # fmt: skip
+        xs += [p[0] for p in pts] + [op_x]
+        ys += [p[1] for p in pts] + [op_y]
+    ax.plot([], [], marker="*", ls="", color="0.5", mec="k", ms=10,
+            label="operating point (batch at the SLO)")  # fmt: skip
     if sc.tokens_per_s_per_user:
-        ax.axvline(sc.tokens_per_s_per_user, color="0.5", ls="--", lw=1, label="SLO")
-    ax.set_xlabel("tokens/s per user (batch 1, 2, 4, ...)")
-    ax.set_ylabel("$ per M output tokens")
-    ax.set_yscale("log")
-    ax.set_title("Interactivity vs cost")
-    ax.legend(fontsize=7)
-    return _png(plt, fig)
+        ax.axvline(sc.tokens_per_s_per_user, color="red", ls="--", lw=1, gid="slo",
+                   label=f"SLO {sc.tokens_per_s_per_user:g} tokens/s per user")  # fmt: skip
+        xs.append(sc.tokens_per_s_per_user)
+    set_scales(ax, x=xs, y=ys)
+    ax.set_xlabel("output speed per user (tokens/s)")
+    ax.set_ylabel("cost per M output tokens ($/M tokens)")
+    legend_outside(ax)
+    _finish(fig, results, _title(what, sc))
+    return fig
 
 
-def _tornado(plt, results):
-    fig, axes = plt.subplots(len(results), 1, figsize=(7, 1.9 * len(results)), squeeze=False)
-    for ax, r in zip(axes[:, 0], results, strict=True):
+def _fmt_value(v: float) -> str:
+    return f"{v:,.4g}"
+
+
+def tornado_figure(sc: Scenario, results: list[FleetResult]):
+    """Per fleet, the change of $/M output tokens when one uncertain input goes to the low or
+    the high end of its range (the others nominal, the fleet held at its size); each input's
+    label gives its low / nominal / high values, bars sorted by swing. Linear axis (the changes
+    have both signs)."""
+    what = "Sensitivity: change of $/M output tokens, one input at a time"
+    pairs = _serving(sc, results)
+    fig, axes = _begin(sc, results, what, rows_per_fleet=True, size=(11, 2.0 + 0.32 * max(
+        [len(sc.uncertainty), 1])))  # fmt: skip
+    if axes is None:
+        return fig
+    for ax, (_, r) in zip(axes[:, 0], pairs, strict=True):
         items = sorted(r.sensitivity.items(), key=lambda kv: max(abs(v) for v in kv[1]))
-        for i, (_, (lo, hi)) in enumerate(items):
-            ax.barh(i, lo, color="C0")
-            ax.barh(i, hi, color="C3")
-        ax.set_yticks(range(len(items)), [k for k, _ in items], fontsize=7)
+        labels = []
+        for i, (key, (lo, hi)) in enumerate(items):
+            ax.barh(i - 0.2, lo, height=0.4, color="C0",
+                    label="input at the low end of its range" if i == 0 else None)
+            ax.barh(i + 0.2, hi, height=0.4, color="C3",
+                    label="input at the high end of its range" if i == 0 else None)
+            low, high = sc.uncertainty.get(key, (None, None))
+            nominal = (r.inputs.get(key) or {}).get("value", 1.0 if key in SCALES else None)
+            nom = f", nominal {_fmt_value(nominal)}" if nominal is not None else ""
+            labels.append(f"{key}\nlow {_fmt_value(low)} / high {_fmt_value(high)}{nom}"
+                          if low is not None else key)  # fmt: skip
+        ax.set_yticks(range(len(items)), labels, fontsize=6.5)
         ax.axvline(0, color="k", lw=0.8)
-        ax.set_title(f"{r.name}: change of $/M output tokens (blue low, red high)", fontsize=8)
-    return _png(plt, fig)
+        ax.set_xlabel(_tex("change of cost per M output tokens ($/M tokens; 0 = "
+                           f"{_money(r.usd_per_m_output_tokens)})"))  # fmt: skip
+        ax.set_title(f"{r.name}: blue = input at the low end of its range, red = high end",
+                     fontsize=8)  # fmt: skip
+        ax.grid(alpha=0.3, axis="x")
+    from explore.report.plots import legend_outside
+
+    legend_outside(axes[0, 0])
+    _finish(fig, results, _title(what, sc))
+    return fig
 
 
-def _mc(plt, results):
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    for i, r in enumerate(results):
+def monte_carlo_figure(sc: Scenario, results: list[FleetResult]):
+    """Per fleet, the Monte Carlo distribution of $/M output tokens (uncertain inputs drawn in
+    their ranges, throughput drawn in its prediction-error band): the p5-p95 range as a bar,
+    p5 / p50 / p95 as markers, and the point estimate (nominal inputs, predicted speed) as a
+    star with the percentile it sits at. Log axis when the fleets span decades."""
+    from explore.report.plots import legend_outside, set_scales
+
+    what = "Monte Carlo of $/M output tokens: p5 / p50 / p95 and the point estimate"
+    fig, axes = _begin(sc, results, what, size=(11, 2.6 + 0.45 * len(results)))
+    if axes is None:
+        return fig
+    ax = axes[0, 0]
+    ok = [r for _, r in _serving(sc, results) if r.monte_carlo]
+    xs = []
+    marks = {"p5": ("|", "C0"), "p50": ("o", "C2"), "p95": ("|", "C3")}
+    for i, r in enumerate(ok):
         mc = r.monte_carlo
-        ax.errorbar(i, mc["p50"], yerr=[[mc["p50"] - mc["p5"]], [mc["p95"] - mc["p50"]]],
-                    fmt="o", capsize=6)  # fmt: skip
-    ax.set_xticks(range(len(results)), [r.name for r in results], fontsize=8, rotation=15)
-    ax.set_ylabel("$ per M output tokens")
-    ax.set_title("Monte Carlo over uncertain inputs and prediction error: p5 / p50 / p95")
-    return _png(plt, fig)
+        ax.plot([mc["p5"], mc["p95"]], [i, i], color="0.6", lw=5, solid_capstyle="butt",
+                label="p5-p95 range" if i == 0 else "_nolegend_", gid=f"range:{r.name}")
+        for key, (m, c) in marks.items():
+            ax.plot([mc[key]], [i], marker=m, ms=12 if m == "|" else 7, mew=2, color=c, ls="",
+                    label=key if i == 0 else "_nolegend_", gid=f"{key}:{r.name}")  # fmt: skip
+        pct = mc.get("point_percentile")
+        ax.plot([r.usd_per_m_output_tokens], [i], marker="*", ms=13, color="k", ls="",
+                label="point estimate (nominal inputs)" if i == 0 else "_nolegend_",
+                gid=f"point:{r.name}")  # fmt: skip
+        ax.annotate(_tex(f"{_money(r.usd_per_m_output_tokens)}"
+                         + (f" (p{pct:.0f})" if pct is not None else "")),
+                    (r.usd_per_m_output_tokens, i), xytext=(0, 8), textcoords="offset points",
+                    ha="center", fontsize=7)  # fmt: skip
+        xs += [mc["p5"], mc["p95"], r.usd_per_m_output_tokens]
+    ax.set_yticks(range(len(ok)), [r.name for r in ok], fontsize=8)
+    ax.set_ylim(len(ok) - 0.4, -0.7)
+    set_scales(ax, x=xs)
+    samples = ok[0].monte_carlo.get("samples") if ok else None
+    ax.set_xlabel("cost per M output tokens ($/M tokens)"
+                  + (f"; {samples} draws per fleet" if samples else ""))  # fmt: skip
+    ax.set_ylabel("fleet")
+    legend_outside(ax)
+    _finish(fig, results, _title(what, sc))
+    return fig
+
+
+def _figures(sc: Scenario, results: list[FleetResult]) -> dict[str, bytes]:
+    """Every TCO figure as PNG bytes (fleets that cannot serve listed in each; with none that
+    can, each figure says so)."""
+    pts = {r.name: _frontier_points(sc, f) for f, r in _serving(sc, results)}
+    return {
+        "cost_stack": _png(cost_stack_figure(sc, results)),
+        "frontier": _png(frontier_figure(sc, results, pts)),
+        "tornado": _png(tornado_figure(sc, results)),
+        "monte_carlo": _png(monte_carlo_figure(sc, results)),
+    }
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    _plt().close(fig)
+    return buf.getvalue()
 
 
 def _inputs_table(results: list[FleetResult]) -> list[list[str]]:
-    r = next(r for r in results if not r.error)
+    r = next((r for r in results if not r.error), None)
+    if r is None:
+        return []
     return [[k, f"{v['value']:g}", v["source"], v["ref"]] for k, v in r.inputs.items()]
 
 
