@@ -277,12 +277,19 @@ def run_sweep(space_path: Path, out: Path, *, as_json: bool, max_points: int | N
     t0 = time.perf_counter()
     write(res, out)
     write_s = time.perf_counter() - t0
+    from explore.search.output import sweep_best, sweep_plot, sweep_summary
+
+    plot = sweep_plot(res, space, out.with_suffix(".png"))  # beside the table: OUT.png
     info = {"n_points": res.n_points, "points_per_s": res.n_points / res.wall_s,
             "compute_s": res.wall_s, "write_s": write_s, "out": str(out),
-            "n_fit": int(np.nansum(res.columns["fits"]))}  # fmt: skip
+            "n_fit": int(np.nansum(res.columns["fits"])), "plot": str(plot),
+            "best": sweep_best(res, space)}  # fmt: skip
     if as_json:
         print(strict_json(info))
     else:
         print(f"{info['n_points']:,} points ({info['n_fit']:,} fit) in {res.wall_s:.2f} s = "
               f"{info['points_per_s']:,.0f} points/s; wrote {out} in {write_s:.1f} s")  # fmt: skip
+        for line in sweep_summary(res, space):
+            print(line)
+        print(f"plot: {plot}")
     return 0
