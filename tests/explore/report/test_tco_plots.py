@@ -42,6 +42,15 @@ tp = 2
 UNIT = re.compile(r"\(.+\)")  # a unit in parentheses
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Each test's figures closed after it (matplotlib warns past 20 open)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
     path = tmp_path_factory.mktemp("tco") / "s.toml"

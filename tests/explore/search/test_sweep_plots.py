@@ -34,6 +34,15 @@ batch = { choices = [1, 16, 256] }
 """
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Each test's figures closed after it (matplotlib warns past 20 open)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.fixture
 def space(tmp_path):
     path = tmp_path / "s.toml"
