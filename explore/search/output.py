@@ -271,26 +271,38 @@ def print_pareto(res: SearchResult, limit: int = 15) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    title = (f"{res.study_name}: Pareto front ({len(res.pareto)} designs; "
+    keys = sorted({k for p in res.pareto for k in p["params"]})
+    designs: dict[tuple, list[dict]] = {}  # the same parameters found by several trials: one row
+    for p in res.pareto:
+        designs.setdefault(tuple(repr(p["params"].get(k)) for k in keys), []).append(p)
+    title = (f"{res.study_name}: Pareto front ({len(designs)} designs; "
              f"{res.n_trials_feasible} feasible of {res.n_trials_complete} trials)")  # fmt: skip
     tab = Table(title=title)
-    keys = sorted({k for p in res.pareto for k in p["params"]})
     for col in ("#", *[k.split(".", 1)[1] for k in keys], *res.objectives):
         tab.add_column(col, justify="right")
-    for p in res.pareto[:limit]:
-        cells = [_fmt(p["params"].get(k)) for k in keys]
-        tab.add_row(_ident(p), *cells, *[_fmt(v) for v in p["values"]])
+    for same in list(designs.values())[:limit]:
+        p = same[0]
+        ident = _ident(p) + (f" (= {', '.join(_ident(q) for q in same[1:])})" if same[1:] else "")
+        cells = [_value_text(k, p["params"].get(k)) for k in keys]
+        values = [_value_text(m, v) for v, m in zip(p["values"], res.objectives, strict=True)]
+        tab.add_row(ident, *cells, *values)
     con = Console(width=160)
     con.print(tab)
+    if len(designs) > limit:
+        con.print(f"  {len(designs) - limit} more designs in pareto.csv")
     notes = sorted({n for p in res.pareto for n in p.get("notes", [])})
     for n in notes:
         con.print(f"  note: {n}")
 
 
 def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
-    return str(v)
+    """A value without a unit: integers as they are, other numbers to 4 significant digits with
+    SI prefixes (never e+ notation)."""
+    from explore.report.units import human
+
+    if isinstance(v, float) and not float(v).is_integer():
+        return human(v, digits=4)
+    return str(int(v)) if isinstance(v, float) else str(v)
 
 
 # --------------------------------------------------------------------------- sweep summary
