@@ -109,6 +109,8 @@ def compare_figure(cmp: dict[str, Any]):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from explore.report.plots import config_title, set_scales
+
     keys = list(cmp["deltas"])
     cols = 3
     nrows = -(-len(keys) // cols)
@@ -127,11 +129,15 @@ def compare_figure(cmp: dict[str, Any]):
         ax.set_ylabel(f"{d['name']} ({unit})")
         ax.set_xticks(range(len(vals)), [str(i + 1) for i in range(len(vals))])
         ax.set_xlabel("configuration")
+        set_scales(ax, y=vals)  # log only where the configurations span decades
         ax.margins(y=0.15)
     for ax in list(axes.flat)[len(keys):]:
         ax.set_visible(False)
     legend = "  ".join(f"{i + 1}: {lb}" for i, lb in enumerate(labels))
-    fig.suptitle(f"{_workload(cmp)}\n{legend}", fontsize=10)
+    cfg = cmp["configs"][0]["result"]["config"]
+    title = config_title("side by side (ratios against configuration 1)", model=cfg["model"],
+                         input_len=cfg["input_len"], output_len=cfg["output_len"])  # fmt: skip
+    fig.suptitle(f"{title}\n{legend}", fontsize=10)
     fig.tight_layout()
     return fig
 
