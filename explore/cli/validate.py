@@ -114,6 +114,8 @@ def _report(results, skipped, *, as_json: bool, csv_path: Path | None) -> int:
     by_class = summarize(results, metric_class)
     by_family = summarize(results, lambda c: f"{c.cls}/{c.family}")
     by_metric = summarize(results, lambda c: c.metric)
+    by_engine = summarize([r for r in results if r.case.engine],
+                          lambda c: f"{c.engine}/{c.family}")  # fmt: skip
     ttft = ttft_engines([r.case for r in results])  # engines fitted on their TTFT rows
     if csv_path:
         _write_csv(results, csv_path)
@@ -125,6 +127,7 @@ def _report(results, skipped, *, as_json: bool, csv_path: Path | None) -> int:
                         {
                             "id": r.case.id,
                             "family": r.case.family,
+                            "engine": r.case.engine or None,
                             "class": r.case.cls,
                             "metric": r.case.metric,
                             "measured": r.case.measured,
@@ -141,17 +144,18 @@ def _report(results, skipped, *, as_json: bool, csv_path: Path | None) -> int:
                         "by_class": [s.__dict__ for s in by_class],
                         "by_family": [s.__dict__ for s in by_family],
                         "by_metric": [s.__dict__ for s in by_metric],
+                        "by_engine": [s.__dict__ for s in by_engine],
                     },
                     "unexpressed": [s.__dict__ for s in skipped],
                 },
             )
         )
         return 0
-    _print(results, skipped, by_class, by_family, by_metric, ttft)
+    _print(results, skipped, (by_class, by_family, by_metric, by_engine), ttft)
     return 0
 
 
-_CSV_COLUMNS = ["id", "family", "class", "metric", "measured", "predicted", "pct_error"]
+_CSV_COLUMNS = ["id", "family", "engine", "class", "metric", "measured", "predicted", "pct_error"]
 
 
 def _write_csv(results: list[RowResult], path: Path) -> None:
@@ -162,13 +166,14 @@ def _write_csv(results: list[RowResult], path: Path) -> None:
             w.writerow([*_CSV_COLUMNS, "describe"])
             for r in results:
                 c = r.case
-                row = (c.id, c.family, c.cls, c.metric, c.measured, r.predicted, r.pct_error)
+                row = (c.id, c.family, c.engine, c.cls, c.metric, c.measured, r.predicted,
+                       r.pct_error)  # fmt: skip
                 w.writerow([*row, c.describe])
     except OSError as exc:
         raise ConfigError(f"--csv {path}: cannot write it ({exc.strerror})") from None
 
 
-def _print(results, skipped, by_class, by_family, by_metric, ttft) -> None:
+def _print(results, skipped, summaries, ttft) -> None:
     from rich.table import Table
 
     from explore.report.tables import make_console
@@ -179,7 +184,8 @@ def _print(results, skipped, by_class, by_family, by_metric, ttft) -> None:
         "— microbenchmarks, and the per-user speed rows that fit a static chip's "
         "layer latency)"
     )
-    for col in ("id", "class", "family", "metric", "measured", "predicted", "error", "case"):
+    for col in ("id", "class", "family", "engine", "metric", "measured", "predicted", "error",
+                "case"):  # fmt: skip
         t.add_column(col, overflow="fold")
     for r in results:
         err = "n/a: " + r.error if r.pct_error is None else f"{r.pct_error:+.1f} %"
@@ -188,6 +194,7 @@ def _print(results, skipped, by_class, by_family, by_metric, ttft) -> None:
             r.case.id + ("*" if informed(r.case, ttft) else ""),
             r.case.cls,
             r.case.family,
+            r.case.engine or "-",
             r.case.metric,
             f"{r.case.measured:,.4g}",
             pred,
@@ -195,11 +202,8 @@ def _print(results, skipped, by_class, by_family, by_metric, ttft) -> None:
             r.case.describe,
         )
     con.print(t)
-    for title, rows in (
-        ("by class", by_class),
-        ("by class/family", by_family),
-        ("by metric", by_metric),
-    ):
+    titles = ("by class", "by class/family", "by metric", "by engine/family")
+    for title, rows in zip(titles, summaries, strict=True):
         s = Table(title=f"Absolute percentage error {title}")
         for col in ("group", "rows", "median APE", "mean APE"):
             s.add_column(col)
