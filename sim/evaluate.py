@@ -35,7 +35,8 @@ with little memory (SRAM) prefill in smaller chunks, as many as fit beside weigh
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -54,6 +55,7 @@ from workloads.capacity import (
     MemoryPlan,
     activation_bytes_per_token,
     kv_bytes_per_chip,
+    memo_by_identity,
     plan_memory,
     prefill_chunk,
     weight_bytes_per_chip,
@@ -85,6 +87,9 @@ __all__ = [
 
 VERSION = "0.1.0"
 Phase = Literal["prefill", "decode"]
+_GRAPHS: dict = {}  # Workload.graph, by model identity and every other input
+_CHIPS: dict = {}  # ChipArrays.of, by chip identity
+_DESIGNS: dict = {}  # pack_design, by system identity, efficiency and plan
 
 
 @dataclass(frozen=True)
@@ -138,8 +143,15 @@ class Workload:
         return Pass(1, size, mid, batch * pieces, fill=True)
 
     def graph(self, phase: Phase, batch: int, seq: int, context: int) -> OpGraph:
-        """The ops of one pass of ``batch`` sequences over all stages (one device per stage)."""
-        return build_graph(
+        """The ops of one pass of ``batch`` sequences over all stages (one device per stage);
+        memoized (the graph's arrays are made read-only)."""
+        key = (self.par, self.quant, self.routing_skew, self.moe_overlap,
+               self.engine.attention_bits, phase, batch, seq, context)  # fmt: skip
+        return memo_by_identity(_GRAPHS, (self.model,), key,
+                                lambda: self._build_graph(phase, batch, seq, context))  # fmt: skip
+
+    def _build_graph(self, phase: Phase, batch: int, seq: int, context: int) -> OpGraph:
+        g = build_graph(
             self.model,
             phase=phase,
             batch=batch,
@@ -151,6 +163,11 @@ class Workload:
             moe_overlap=self.moe_overlap,
             attention_bits=self.engine.attention_bits,
         )
+        for f in fields(g):
+            value = getattr(g, f.name)
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+        return g
 
     def plan(self, batch: int) -> MemoryPlan:
         """Memory per chip at ``batch`` sequences per replica, with the prefill chunk whose
@@ -159,7 +176,9 @@ class Workload:
         weights = weight_bytes_per_chip(self.model, self.par, self.quant)
         context = self.input_len + self.output_len
         kv = kv_bytes_per_chip(self.model, self.par, self.quant, batch=batch, context_len=context)
-        chunk, act = self.activations(ChipArrays.of(self.system.chip), batch, weights=weights,
+        chips = memo_by_identity(_CHIPS, (self.system.chip,), (),
+                                 lambda: ChipArrays.of(self.system.chip))  # fmt: skip
+        chunk, act = self.activations(chips, batch, weights=weights,
                                       kv=kv)  # fmt: skip
         plan = plan_memory(self.model, self.par, self.quant, self.system.chip, batch=batch,
                            context_len=context, activation_bytes=float(act[0]),
@@ -232,7 +251,7 @@ def resolve_workload(
     """Presets and names to objects, checked: lengths, context, parallelism against the system.
     ``engine``: the serving engine (None: the one the chip family is assumed to run);
     ``eff`` (a resolved efficiency) replaces the chip family's calibrated one."""
-    system = parse_system(system) if isinstance(system, str) else system
+    system = _parse_system(system) if isinstance(system, str) else system
     model = load_model(model) if isinstance(model, str) else model
     quant = get_quant(quant) if isinstance(quant, str) else quant
     if input_len < 1 or output_len < 1:
@@ -255,11 +274,40 @@ def resolve_workload(
         par=par,
         input_len=input_len,
         output_len=output_len,
-        eff=eff or efficiency_for(family, engine=engine.name, overrides=efficiency_overrides),
+        eff=eff or _efficiency(family, engine.name, efficiency_overrides),
         engine=engine,
         routing_skew=routing_skew,
         moe_overlap=moe_overlap,
     )
+
+
+@lru_cache(maxsize=256)
+def _parse_system(name: str) -> System:
+    """:func:`parse_system` memoized (a System is frozen)."""
+    return parse_system(name)
+
+
+@lru_cache(maxsize=256)
+def _family_efficiency(family: str, engine: str) -> FamilyEfficiency:
+    return efficiency_for(family, engine=engine, overrides=None)
+
+
+def _efficiency(family: str, engine: str, overrides: dict[str, float] | None) -> FamilyEfficiency:
+    """:func:`efficiency_for`, memoized when nothing is overridden."""
+    if overrides:
+        return efficiency_for(family, engine=engine, overrides=overrides)
+    return _family_efficiency(family, engine)
+
+
+def design_row(w: Workload, plan: MemoryPlan) -> np.ndarray:
+    """:func:`pack_design` of the workload's system at ``plan``, memoized (read-only)."""
+
+    def pack() -> np.ndarray:
+        row = pack_design(w.system, w.eff, plan)
+        row.setflags(write=False)
+        return row
+
+    return memo_by_identity(_DESIGNS, (w.system,), (w.eff, plan), pack)
 
 
 # --------------------------------------------------------------------------- power rules
@@ -431,7 +479,7 @@ def evaluate(w: Workload, batch: int) -> Result:
     }
     if not plan.fits:
         return Result(fits=False, **common)
-    run = cost_run(w, batch, pack_design(w.system, w.eff, plan)[None, :], plan)
+    run = cost_run(w, batch, design_row(w, plan)[None, :], plan)
     pre, mid = w.prefill(batch, plan), w.decode(batch, w.decode_contexts[1], plan)
     return Result(
         fits=True,
@@ -526,7 +574,7 @@ def resident_batch(w: Workload, hi: int) -> int:
 
 
 def _tokens_per_s(w: Workload, batch: int, plan: MemoryPlan) -> float:
-    run = cost_run(w, batch, pack_design(w.system, w.eff, plan)[None, :], plan)
+    run = cost_run(w, batch, design_row(w, plan)[None, :], plan)
     return float(run.tokens_per_s[0])
 
 

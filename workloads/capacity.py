@@ -83,8 +83,16 @@ def stage_of_layers(model: ModelSpec, par: Parallelism, quant: QuantSpec) -> lis
     least one layer."""
     if par.pp == 1:
         return [0] * model.num_layers
+    split = memo_by_identity(_SPLITS, (model,), (par, quant), lambda: _split(model, par, quant))
+    return list(split)
+
+
+_SPLITS: dict = {}
+
+
+def _split(model: ModelSpec, par: Parallelism, quant: QuantSpec) -> tuple:
     first, last = _end_bytes(model, par)
-    return list(_min_max_split(tuple(_layer_bytes(model, par, quant)), first, last, par.pp))
+    return _min_max_split(tuple(_layer_bytes(model, par, quant)), first, last, par.pp)
 
 
 @lru_cache(maxsize=512)
@@ -122,7 +130,16 @@ def _stage_layers(model: ModelSpec, par: Parallelism, quant: QuantSpec) -> list[
 
 
 def stage_weight_bytes(model: ModelSpec, par: Parallelism, quant: QuantSpec) -> list[float]:
-    """Resident weight bytes of one chip of each pipeline stage."""
+    """Resident weight bytes of one chip of each pipeline stage (memoized; a fresh list)."""
+    stages = memo_by_identity(_STAGES, (model,), (par, quant),
+                              lambda: tuple(_stage_weight_bytes(model, par, quant)))  # fmt: skip
+    return list(stages)
+
+
+_STAGES: dict = {}
+
+
+def _stage_weight_bytes(model: ModelSpec, par: Parallelism, quant: QuantSpec) -> list[float]:
     sizes = _layer_bytes(model, par, quant)
     per_stage = [sum(sizes[i] for i in s) for s in _stage_layers(model, par, quant)]
     first, last = _end_bytes(model, par)
@@ -131,8 +148,23 @@ def stage_weight_bytes(model: ModelSpec, par: Parallelism, quant: QuantSpec) -> 
     return per_stage
 
 
+def memo_by_identity(cache: dict, objs: tuple, key: tuple, compute):
+    """``compute()`` memoized on the identity of ``objs`` (frozen but unhashable presets: a
+    model, a system, a chip) and the hashable ``key``. The entry holds ``objs``, so an id is
+    never reused while its entry lives; the cache is emptied when it reaches 4,096 entries."""
+    k = (tuple(map(id, objs)), key)
+    hit = cache.get(k)
+    if hit is not None and all(a is b for a, b in zip(hit[0], objs, strict=True)):
+        return hit[1]
+    value = compute()
+    if len(cache) >= 4096:
+        cache.clear()
+    cache[k] = (objs, value)
+    return value
+
+
 def weight_bytes_per_chip(model: ModelSpec, par: Parallelism, quant: QuantSpec) -> float:
-    """Resident weight bytes on the most loaded chip."""
+    """Resident weight bytes on the most loaded chip (memoized: independent of the batch)."""
     return max(stage_weight_bytes(model, par, quant))
 
 
@@ -189,7 +221,14 @@ def activation_bytes_per_token(model: ModelSpec, par: Parallelism) -> float:
     stream going into and out of a block (hidden, replicated over the TP group) plus the widest
     intermediate a column-parallel GEMM writes (QKV, the gated MLP up-projection, the top-k
     experts' up-projections of a token), sharded over TP. Attention is flash-style (no score
-    matrix); other buffers are reused op to op."""
+    matrix); other buffers are reused op to op (memoized per model and parallelism)."""
+    return memo_by_identity(_ACT, (model,), (par,), lambda: _activation_bytes(model, par))
+
+
+_ACT: dict = {}
+
+
+def _activation_bytes(model: ModelSpec, par: Parallelism) -> float:
     layers = {0, model.num_layers - 1} | ({model.moe.first_dense_layers} if model.moe else set())
     weights = [*attention_weights(model)]
     for layer in layers:
