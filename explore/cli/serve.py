@@ -21,7 +21,6 @@ from explore.cli.common import (
     print_overrides,
     system_of,
 )
-from explore.report.progress import progress
 
 if TYPE_CHECKING:
     from explore.api.serve import ServeRequest
@@ -244,6 +243,7 @@ def run_serve(req: ServeRequest, *, as_json: bool, plot_dir, slo_ttft_ms, slo_tp
         if slo_t is None or slo_p is None:
             raise ConfigError("--rate-search needs --ttft-slo-ms and --tpot-slo-ms")
         from explore.api.serve import rate_search, rate_search_runs
+        from explore.report.progress import progress
 
         with progress(rate_search_runs(), "rate search (simulations)",
                       enabled=not as_json) as advance:  # fmt: skip
@@ -253,6 +253,7 @@ def run_serve(req: ServeRequest, *, as_json: bool, plot_dir, slo_ttft_ms, slo_tp
         trace = None
     else:
         from explore.api.serve import serve
+        from explore.report.progress import progress
 
         # a long run: more than LONG_RUN requests at once, any run after 2 s
         delay = 0.0 if req.requests > LONG_RUN else 2.0
