@@ -46,6 +46,8 @@ family with no fitted factor is flagged as extrapolated.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -62,6 +64,7 @@ __all__ = [
     "efficiency_for",
     "engine_tables",
     "prior_for",
+    "use_fitted",
 ]
 
 EFFICIENCY_DIR = Path(__file__).parent / "presets" / "efficiency"
@@ -132,12 +135,33 @@ class FamilyEfficiency(Frozen):
         return {f: getattr(self, f).model_dump() for f in FACTORS}
 
 
+_FITTED_IN_USE: list[dict] = []  # use_fitted(): the tables in place of the stored fitted.toml
+
+
 @lru_cache(maxsize=1)
-def _tables() -> tuple[dict, dict]:
+def _stored() -> tuple[dict, dict]:
     priors = load_toml(EFFICIENCY_DIR / "priors.toml")
     fitted_path = EFFICIENCY_DIR / "fitted.toml"
     fitted = load_toml(fitted_path) if fitted_path.exists() else {}
     return priors, fitted
+
+
+def _tables() -> tuple[dict, dict]:
+    priors, fitted = _stored()
+    return priors, (_FITTED_IN_USE[-1] if _FITTED_IN_USE else fitted)
+
+
+@contextmanager
+def use_fitted(fitted: dict) -> Iterator[None]:
+    """Resolve factors from the priors and ``fitted`` (the parsed tables of a fitted.toml)
+    instead of the stored file, until the block ends (leave-one-out refits predict this way)."""
+    _FITTED_IN_USE.append(fitted)
+    _resolved.cache_clear()
+    try:
+        yield
+    finally:
+        _FITTED_IN_USE.pop()
+        _resolved.cache_clear()
 
 
 def engine_tables(family: str, engine: str | None) -> tuple[str, ...]:
@@ -150,7 +174,18 @@ def efficiency_for(
 ) -> FamilyEfficiency:
     """Factors for a chip family under a serving engine: default prior < derived default < family
     prior < family fit < engine prior < engine fit < engine-on-family prior < its fit (< user
-    overrides)."""
+    overrides). Memoized when nothing is overridden (:func:`clear_cache` forgets)."""
+    if not overrides:
+        return _resolved(family, engine or "")
+    return _resolve(family, engine, overrides)
+
+
+@lru_cache(maxsize=256)
+def _resolved(family: str, engine: str) -> FamilyEfficiency:
+    return _resolve(family, engine, None)
+
+
+def _resolve(family: str, engine: str | None, overrides: dict[str, float] | None):
     priors, fitted = _tables()
     merged: dict[str, dict] = {}
     layers = [priors.get("default", {}), fitted.get("default", {}), priors.get(family, {}),
@@ -175,5 +210,7 @@ def prior_for(family: str, engine: str | None = None) -> FamilyEfficiency:
 
 
 def clear_cache() -> None:
-    """Forget loaded tables (after ``xpusim calibrate`` rewrites fitted.toml)."""
-    _tables.cache_clear()
+    """Forget loaded tables and resolved factors (after ``xpusim calibrate`` rewrites
+    fitted.toml)."""
+    _stored.cache_clear()
+    _resolved.cache_clear()

@@ -274,7 +274,7 @@ def resolve_workload(
         par=par,
         input_len=input_len,
         output_len=output_len,
-        eff=eff or _efficiency(family, engine.name, efficiency_overrides),
+        eff=eff or efficiency_for(family, engine=engine.name, overrides=efficiency_overrides),
         engine=engine,
         routing_skew=routing_skew,
         moe_overlap=moe_overlap,
@@ -287,16 +287,6 @@ def _parse_system(name: str) -> System:
     return parse_system(name)
 
 
-@lru_cache(maxsize=256)
-def _family_efficiency(family: str, engine: str) -> FamilyEfficiency:
-    return efficiency_for(family, engine=engine, overrides=None)
-
-
-def _efficiency(family: str, engine: str, overrides: dict[str, float] | None) -> FamilyEfficiency:
-    """:func:`efficiency_for`, memoized when nothing is overridden."""
-    if overrides:
-        return efficiency_for(family, engine=engine, overrides=overrides)
-    return _family_efficiency(family, engine)
 
 
 def design_row(w: Workload, plan: MemoryPlan) -> np.ndarray:

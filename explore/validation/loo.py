@@ -45,9 +45,7 @@ import os
 import time
 import tomllib
 from collections import defaultdict
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from multiprocessing import get_context
@@ -55,8 +53,8 @@ from pathlib import Path
 
 import numpy as np
 
-from arch import efficiency
 from arch.base import ConfigError
+from arch.efficiency import use_fitted
 from explore.validation.calibrate import (
     MAX_ROUNDS,
     ROOT,
@@ -186,7 +184,7 @@ def calibrate_blocks(
             key = (tuple(c.id for c in block), _uses(block, ttft, derived))
             found = _lookup(memo, base or {}, key)
             if found is None:
-                with _factor_tables({}):
+                with use_fitted({}):
                     found = memo[key] = fit(block, derived)[0]
             fitted.update(found)
         new = {f: v for f, (v, _) in derived_defaults(fitted).items()}
@@ -196,29 +194,11 @@ def calibrate_blocks(
     return fitted, derived
 
 
-@contextmanager
-def _factor_tables(fitted_table: dict) -> Iterator[None]:
-    """``arch.efficiency`` reads the priors and ``fitted_table`` instead of the stored
-    ``fitted.toml`` (restored on exit)."""
-    saved = efficiency._tables
-    priors, _ = saved()
-
-    def tables() -> tuple[dict, dict]:
-        return priors, fitted_table
-
-    tables.cache_clear = lambda: None  # type: ignore[attr-defined]
-    efficiency._tables = tables
-    try:
-        yield
-    finally:
-        efficiency._tables = saved
-
-
 def _predict(cases: list[Case], fitted: dict) -> dict[str, float | None]:
     """{id: prediction} with the factors ``fitted`` as calibrate would write them."""
     table = tomllib.loads(render_fitted(fitted, {}, []))
     out: dict[str, float | None] = {}
-    with _factor_tables(table):
+    with use_fitted(table):
         for c in cases:
             try:
                 v = c.predict({})

@@ -92,3 +92,16 @@ def test_engines_resolve_by_family_and_refuse_unknown_names():
     assert resolve_engine("vllm", "nvidia-hopper").max_batch == 256
     with pytest.raises(ConfigError, match="--engine 'nope'"):
         resolve_engine("nope", "nvidia-hopper")
+
+
+def test_use_fitted_replaces_the_stored_factors_even_after_a_memoized_call():
+    """Leave-one-out predictions resolve factors from a refit's tables: a factor resolved (and
+    memoized) before the block must not leak into it, nor the block's after it."""
+    from arch.efficiency import use_fitted
+
+    stored = efficiency_for("nvidia-hopper").value("memory")
+    refit = {"nvidia-hopper": {"memory": {"value": 0.5, "source": "fitted", "rows": ["X"]}}}
+    with use_fitted(refit):
+        assert efficiency_for("nvidia-hopper").value("memory") == 0.5
+        assert efficiency_for("nvidia-hopper").memory.rows == ("X",)
+    assert efficiency_for("nvidia-hopper").value("memory") == stored != 0.5
