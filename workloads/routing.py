@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.stats import binom
 
 __all__ = ["RankLoad", "busiest_rank", "expected_distinct_experts", "expert_hit_probs"]
 
@@ -84,6 +83,8 @@ def _expected_max(n: np.ndarray, p: np.ndarray, floor: int) -> float:
     live = mu + _TAIL_SIGMAS * sd >= lo  # ranks that can still reach the range
     pairs = np.unique(np.stack([n[live], p[live]], axis=1), axis=0, return_counts=True)
     (uniq, counts) = pairs
+    from scipy.stats import binom  # here, not at import: scipy.stats costs ~0.5 s to load
+
     j = np.arange(lo, hi)[:, None]  # P(max >= j + 1) = 1 - prod_r F_r(j)
     log_cdf = np.log(np.clip(binom.cdf(j, uniq[:, 0], uniq[:, 1]), 1e-300, 1.0))
     below = np.exp(log_cdf @ counts.astype(np.float64))
