@@ -44,6 +44,7 @@ from arch.base import (
     partial_model,
 )
 from arch.chip import System
+from arch.engine import engine_names
 from arch.physical import ChipDesign, technology
 from arch.presets import parse_system
 from explore.tco.inputs import TcoInputs, default_inputs, default_uncertainty, ownership
@@ -69,6 +70,7 @@ class Fleet:
     name: str
     system: System
     quant: str
+    engine: str | None = None  # None: the one the chip family is assumed to run
     tp: int | None = None  # None: chosen (sim.mapping), the highest throughput at the SLO
     pp: int | None = None
     ep: int | None = None
@@ -151,6 +153,7 @@ class FleetTable(UserConfig):
     design: DesignTable | None = None
     chips: int = Field(default=1, ge=1)
     quant: str = "bf16"
+    engine: str | None = None  # the serving engine (arch/presets/engines.toml); omitted: assumed
     tp: int | None = Field(default=None, ge=1)  # omitted: chosen, see operate()
     pp: int | None = Field(default=None, ge=1)
     ep: int | None = Field(default=None, ge=1)
@@ -278,7 +281,12 @@ def _fleet(t: FleetTable, i: int, name: str, origin: str) -> Fleet:
             system = parse_system(t.system)
         except ConfigError as exc:
             raise config_error(origin, ("fleet", i, "system"), str(exc)) from None
-    return Fleet(name=name, system=system, quant=t.quant, tp=t.tp, pp=t.pp, ep=t.ep, dp=t.dp,
+    if t.engine is not None and t.engine not in engine_names():
+        raise config_error(origin, ("fleet", i, "engine"),
+                           f"unknown engine {t.engine!r}; choose one of "
+                           f"{', '.join(engine_names())}")  # fmt: skip
+    return Fleet(name=name, system=system, quant=t.quant, engine=t.engine, tp=t.tp, pp=t.pp,
+                 ep=t.ep, dp=t.dp,
                  price_usd=t.price_usd, nre_usd=nre, unit_cost_usd=unit,
                  tco=t.tco.model_dump(exclude_unset=True))  # fmt: skip
 
@@ -334,7 +342,7 @@ def operate(sc: Scenario, f: Fleet, *, batch: int | None = None) -> Operating:
         choice = choose_mapping(system=f.system, model=sc.model, quant=f.quant, **degrees,
                                 batch=batch or "max", tpot_slo_s=None if batch else slo,
                                 input_len=sc.input_len, output_len=sc.output_len,
-                                objective="tokens_per_s")  # fmt: skip
+                                objective="tokens_per_s", engine=f.engine)  # fmt: skip
     except ConfigError as exc:
         raise ConfigError(f"fleet {f.name!r}: {toml_fields(str(exc))}") from None
     r = choice.result
@@ -357,7 +365,7 @@ def _steady(sc: Scenario, f: Fleet, degrees: dict, slo: float | None) -> Operati
     try:
         r = steady_state(f.system, sc.model, f.quant, **degrees, input_len=sc.lengths[0],
                          output_len=sc.lengths[1], tpot_slo_s=slo,
-                         objective="tokens_per_s")  # fmt: skip
+                         objective="tokens_per_s", engine=f.engine)  # fmt: skip
     except ConfigError as exc:
         raise ConfigError(f"fleet {f.name!r}: {toml_fields(str(exc))}") from None
     if not r.fits:

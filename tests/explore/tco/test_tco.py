@@ -222,3 +222,24 @@ def test_prediction_error_interval_contains_the_point(small):
         assert mc["throughput_factor_low"] <= 1 <= mc["throughput_factor_high"]
         assert mc["p5"] <= mc["p50"] <= mc["p95"]
         assert "interval" in r.to_dict() and isinstance(r.extrapolated, list)
+
+
+def test_fleet_engine_is_an_input(small, tmp_path, capsys):
+    """A fleet may name its serving engine: vLLM caps a replica at 256 sequences
+    (arch/presets/engines.toml), so an 8B model on H100 that TRT-LLM runs at a larger batch
+    runs at <= 256 and its fleet is no cheaper; an unknown engine is one line naming the field."""
+    from explore.tco.fleet import load_tco_scenario
+
+    p = tmp_path / "e.toml"
+    p.write_text(SMALL.replace("tokens_per_s_per_user = 50", "tokens_per_s_per_user = 20"))
+    trt = operate(load_tco_scenario(p), load_tco_scenario(p).fleets[0])
+    p.write_text(SMALL.replace("tokens_per_s_per_user = 50", "tokens_per_s_per_user = 20")
+                 .replace('quant = "fp8"', 'quant = "fp8"\nengine = "vllm"'))  # fmt: skip
+    sc = load_tco_scenario(p)
+    vllm = operate(sc, sc.fleets[0])
+    assert trt.batch > 256 >= vllm.batch
+    assert any("engine: vllm (as given)" in n for n in vllm.notes)
+    p.write_text(SMALL.replace('quant = "fp8"', 'quant = "fp8"\nengine = "nope"'))
+    assert main(["tco", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "0.engine" in err and "unknown engine 'nope'" in err and err.count("\n") == 1
