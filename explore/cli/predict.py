@@ -47,15 +47,16 @@ def add_parser(sub) -> None:
     p.add_argument("--no-overlap", action="store_true", help="--trace: serialize every op")
     p.add_argument("--ops", action="store_true", help="also the per-op table of prefill and "
                    "decode: time, share, bound, bytes, FLOPs (in --json: ops)")  # fmt: skip
-    p.add_argument("--plot", type=Path, metavar="DIR", help="output: a roofline of the ops and "
-                   "the time breakdown per phase, as PNGs in DIR")  # fmt: skip
+    p.add_argument("--out", "--plot", dest="plot", type=Path, metavar="DIR",
+                   help="output: a roofline of the ops and the time breakdown per phase, as PNGs "
+                   "in DIR (--plot: the same)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     from explore.report.tables import print_predict
 
     check_output(args.trace, "--trace")
-    check_output(args.plot, "--plot", folder=True)
+    check_output(args.plot, "--out/--plot", folder=True)
     result = _predict(args)
     system, overrides = args.edited
     effects = _effects(args, system, overrides, result)
