@@ -20,11 +20,11 @@ import math
 from dataclasses import dataclass, field, replace
 
 from arch.base import ConfigError
-from kernels.pack import pack_design
 from sim.evaluate import (
     Result,
     Workload,
     cost_run,
+    design_row,
     evaluate,
     largest_true,
     resident_batch,
@@ -108,7 +108,7 @@ def _tokens_per_s(w: Workload, batch: int) -> float:
     plan = w.plan(batch)
     if not plan.fits:
         return 0.0
-    run = cost_run(w, batch, pack_design(w.system, w.eff, plan)[None, :], plan)
+    run = cost_run(w, batch, design_row(w, plan)[None, :], plan)
     return float(run.tokens_per_s[0])
 
 

@@ -205,7 +205,9 @@ class Workload:
         """One step of ``batch`` sequences on this system, with its per-op costs."""
         sh = self.shape(phase, batch, seq, context, plan)
         g = self.graph(phase, sh.batch, sh.seq, sh.context)
-        return analytic_step(g, self.system, self.eff, plan, microbatches=sh.passes, fill=sh.fill)
+        row = design_row(self, plan) if plan is not None else None
+        return analytic_step(g, self.system, self.eff, plan, microbatches=sh.passes, fill=sh.fill,
+                             design=row)  # fmt: skip
 
     def prefill(self, batch: int, plan: MemoryPlan | None) -> StepTiming:
         return self.step("prefill", batch, seq=self.input_len, context=0, plan=plan)

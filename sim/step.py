@@ -163,12 +163,15 @@ def analytic_step(
     microbatches: int = 1,
     direct_collectives: bool = True,
     fill: bool = False,
+    design: np.ndarray | None = None,
 ) -> StepTiming:
     """One step on one design with its per-op costs (for bounds, op tables and the step
     simulation); ``graph`` is one micro-batch's (or chunk's) ops over all stages, repeated
-    ``microbatches`` times, in a full pipeline or (``fill``) a one-off fill and drain."""
+    ``microbatches`` times, in a full pipeline or (``fill``) a one-off fill and drain.
+    ``design``: the packed row of ``system`` at ``plan`` when the caller has it already."""
     packed = pack_ops(graph)
-    design = pack_design(system, eff, plan, direct_collectives=direct_collectives)
+    if design is None:
+        design = pack_design(system, eff, plan, direct_collectives=direct_collectives)
     per_op = op_costs(*packed.args, design)
     weighted = per_op[:, L.T_TOTAL] * packed.count
     stage_s = np.bincount(packed.stage, weights=weighted, minlength=packed.n_stages)
