@@ -73,9 +73,9 @@ PRIOR_MEANS_CHIP = ("collective_step_latency_s",)
 # factors a family without rows for them takes as a ratio to its own base factor, never as
 # another family's absolute value (an 8-bit GEMM from the family's own 16-bit fit)
 RATIOS = {"gemm_8bit": "gemm_16bit", "gemm_4bit": "gemm_8bit"}
-# the ratio a factor takes to its base when no family fits both (stated in priors.toml's note
-# on gemm_4bit: NVFP4 vs FP8 GEMM rates on consumer Blackwell, 342 / (2 x 185))
-RATIO_PRIORS = {"gemm_4bit": 0.925}
+# factors whose ratio to their base, when no family fits both, is the ratio of their default
+# priors (priors.toml states it with its source: NVFP4 vs FP8 on consumer Blackwell, 0.925)
+RATIO_PRIORS = ("gemm_4bit",)
 ENGINE_PREFIX = "engine:"  # engine tables (priors.toml, fitted.toml): engine:NAME[@FAMILY]
 # engines whose end-to-end runs fit them per family when no TTFT rows do: old releases running
 # kernels other than the vendor libraries the microbenchmarks timed (vLLM on 2024 ROCm,
@@ -314,13 +314,16 @@ def derived_defaults(fitted: dict) -> dict[str, tuple[float, list[str]]]:
 
 def ratio_of(fitted: dict, factor: str) -> tuple[float, list[str]]:
     """(median of ``factor / base`` over the families that fit both, capped at 1, those
-    families; with none, the stated :data:`RATIO_PRIORS` value or 1): a lower precision reaches
-    no more of its peak than the higher one does of its own, so a derived rate never exceeds the
-    hardware's peak ratio."""
+    families; with none, the ratio of the default priors for :data:`RATIO_PRIORS`, else 1): a
+    lower precision reaches no more of its peak than the higher one does of its own, so a
+    derived rate never exceeds the hardware's peak ratio."""
     base = RATIOS[factor]
     src = [fam for fam in _families(fitted) if factor in fitted[fam] and base in fitted[fam]]
     if not src:
-        return min(1.0, RATIO_PRIORS.get(factor, 1.0)), []
+        if factor not in RATIO_PRIORS:
+            return 1.0, []
+        prior = prior_for("__none__")
+        return min(1.0, prior.value(factor) / prior.value(base)), []
     ratios = [fitted[fam][factor][0] / fitted[fam][base][0] for fam in src]
     return min(1.0, float(np.median(ratios))), src
 

@@ -109,7 +109,8 @@ def test_bad_space_is_one_line(tmp_path, text, expected):
         (TCO.replace("tp = 1\n[[", "tp = 0\n[["), "[[fleet]] 0.tp: Input should be greater than "
          "or equal to 1 (got 0)"),
         (TCO.replace('name = "b200"', 'name = "b200"\nqant = "fp8"'), "[[fleet]] 1.qant: unknown "
-         "key; did you mean 'quant'? valid keys: chips, design, dp, engine, ep, name, pp, price_usd,"),
+         "key; did you mean 'quant'? valid keys: chips, design, dp, engine, ep, name, pp, "
+         "price_usd,"),
         (TCO.replace("[0.5, 1.0, 1.5]", "[]"), "scenario.daily_profile: give relative loads"),
         (TCO.replace("[0.5, 1.0, 1.5]", "[0.5, nan]"), "scenario.daily_profile.1: Input should be"
          " a finite number (got nan)"),
